@@ -1,0 +1,19 @@
+"""Event sources for the harness: the embedded synthetic toy, or an HDF5 event store (data/store.py).
+
+``open_source`` is the single entry point; heavy readers are imported only when a file is asked for.
+"""
+from __future__ import annotations
+
+from data.base import Batch, DataError, EventSource, normalise, training_weights  # noqa: F401
+
+
+def open_source(spec: str, image_size: int, normalisation: str, seed: int, n_events: int = 0) -> EventSource:
+    """``spec`` is 'synthetic' (``n_events`` toy events) or the path of an HDF5 file.
+
+    Raises DataError, naming the file and dataset, when a file cannot be used.
+    """
+    if spec == "synthetic":
+        from data.synthetic import SyntheticSource
+        return SyntheticSource(n_events, image_size=image_size, seed=seed, normalisation=normalisation)
+    from data.hdf5_source import open_hdf5
+    return open_hdf5(spec, image_size=image_size, normalisation=normalisation)

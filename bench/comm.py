@@ -1,0 +1,137 @@
+"""The one module that owns MPI. Everything else receives a ``World``.
+
+Without a launcher (plain ``python -m bench.strong_scaling``) MPI is not even imported and the world is
+one rank. Under ``mpirun``/``srun``/``mpiexec`` the world is ``MPI.COMM_WORLD`` (or a sub-communicator
+of it during a sweep). Collective methods say so: every rank of the world must call them.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Variables that MPI launchers set in every rank's environment.
+_LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "PALS_RANKID",
+                  "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
+
+
+def under_launcher() -> bool:
+    return any(v in os.environ for v in _LAUNCHER_VARS) or os.environ.get("MULTIJET_FORCE_MPI") == "1"
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    size: int
+    local_rank: int
+    local_size: int
+    nodes: int
+    ranks_per_node: int
+    hosts: tuple[str, ...]  # host of every rank, by rank
+    mpi: Any = None  # mpi4py communicator, None for a single process without a launcher
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    # --- collectives: all ranks of this world must call them -------------------------------------
+    def barrier(self) -> None:
+        if self.mpi is not None:
+            self.mpi.Barrier()
+
+    def idle_barrier(self, poll_s: float = 0.02) -> None:
+        """A barrier that sleeps instead of spinning, for ranks with nothing to do during a sweep:
+        a spinning MPI barrier would steal cores from the ranks that are being measured."""
+        if self.mpi is None:
+            return
+        req = self.mpi.Ibarrier()
+        while not req.Test():
+            time.sleep(poll_s)
+
+    def bcast(self, obj, root: int = 0):
+        return obj if self.mpi is None else self.mpi.bcast(obj, root=root)
+
+    def allgather(self, obj) -> list:
+        return [obj] if self.mpi is None else self.mpi.allgather(obj)
+
+    def gather(self, obj, root: int = 0) -> list | None:
+        return [obj] if self.mpi is None else self.mpi.gather(obj, root=root)
+
+    def allreduce_max(self, value: float) -> float:
+        if self.mpi is None:
+            return value
+        from mpi4py import MPI
+        return self.mpi.allreduce(value, op=MPI.MAX)
+
+    def allreduce_mean_(self, array: np.ndarray) -> np.ndarray:
+        """Average a float array over ranks, in place."""
+        if self.mpi is not None and self.size > 1:
+            from mpi4py import MPI
+            self.mpi.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+            array /= self.size
+        return array
+
+    def first(self, n: int) -> "World | None":
+        """The world of ranks 0..n-1 (a new sub-communicator), or None on the other ranks.
+        Collective over this world."""
+        if self.mpi is None:
+            return self if n == 1 else None
+        from mpi4py import MPI
+        sub = self.mpi.Split(0 if self.rank < n else MPI.UNDEFINED, self.rank)
+        return None if sub == MPI.COMM_NULL else _world_from(sub)
+
+    def free(self) -> None:
+        if self.mpi is not None:
+            from mpi4py import MPI
+            if self.mpi != MPI.COMM_WORLD:
+                self.mpi.Free()
+
+
+def _world_from(comm) -> World:
+    host = socket.gethostname()
+    hosts = tuple(comm.allgather(host))
+    per_host = Counter(hosts)
+    local_rank = hosts[: comm.rank].count(host)
+    return World(rank=comm.rank, size=comm.size, local_rank=local_rank, local_size=per_host[host],
+                 nodes=len(per_host), ranks_per_node=max(per_host.values()), hosts=hosts, mpi=comm)
+
+
+def init_world() -> World:
+    """The world of this job: MPI.COMM_WORLD under a launcher, else one rank."""
+    if not under_launcher():
+        return World(rank=0, size=1, local_rank=0, local_size=1, nodes=1, ranks_per_node=1,
+                     hosts=(socket.gethostname(),))
+    from mpi4py import MPI
+    return _world_from(MPI.COMM_WORLD)
+
+
+def mpi_library() -> str | None:
+    if not under_launcher():
+        return None
+    from mpi4py import MPI
+    return MPI.Get_library_version().splitlines()[0].strip().rstrip(",")
+
+
+def abort_on_uncaught(world: World) -> None:
+    """Make an uncaught exception on any rank end the whole job at once, with that rank's message.
+
+    Without this, the other ranks would wait forever in their next collective.
+    """
+    if world.mpi is None:
+        return
+
+    def hook(kind, value, tb):
+        sys.stderr.write(f"[rank {world.rank} on {socket.gethostname()}] fatal error, aborting the job:\n")
+        traceback.print_exception(kind, value, tb, file=sys.stderr)
+        sys.stderr.flush()
+        from mpi4py import MPI
+        MPI.COMM_WORLD.Abort(1)
+
+    sys.excepthook = hook

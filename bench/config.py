@@ -1,0 +1,137 @@
+"""One typed configuration for a benchmark run; the command line mirrors it field by field.
+
+Precedence: field defaults < preset < flags given on the command line. The resolved configuration is
+written into every record.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+BACKENDS = ("auto", "none", "mpi", "ddp", "horovod")
+DEVICES = ("cpu", "cuda")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = _f("circpad", "model name (see models.available())")
+    image_size: int = _f(64, "image height = width in pixels; divisible by 8")
+    data: str = _f("synthetic", "'synthetic' for the embedded toy, or the path of an HDF5 event store")
+    normalisation: str = _f("max", "image normalisation: max, ref_max, log, none (data.base.normalise)")
+    global_batch: int = _f(32768, "images per optimizer step over all ranks (held fixed: strong scaling)")
+    micro_batch: int = _f(0, "images per forward/backward on a rank; below the per-rank batch the "
+                             "gradients are accumulated (0: the whole per-rank batch at once)")
+    epochs: int = _f(3, "epochs; the first is a warm-up timed apart, so at least 2 give a measured epoch")
+    train_events: int = _f(65536, "training events per epoch (synthetic), or at most this many from the "
+                                  "file's training split (0: all of it)")
+    val_events: int = _f(8192, "validation events (synthetic), or at most this many from the file (0: all)")
+    optimizer: str = _f("adam", "optimizer: adam, adamw, sgd (momentum 0.9)")
+    lr: float = _f(1e-3, "learning rate")
+    lr_warmup_epochs: float = _f(0.0, "linear learning-rate warm-up from lr/10 over this many epochs "
+                                      "(Goyal et al. 2017); 0: none")
+    dropout: float = _f(0.5, "dropout probability (0 turns dropout off)")
+    bn_momentum: float = _f(0.01, "BatchNorm momentum, PyTorch convention (Keras 0.99 = 0.01)")
+    threads: int = _f(0, "torch threads per rank (0: cores of the node / ranks on the node)")
+    device: str = _f("cpu", "cpu or cuda")
+    backend: str = _f("auto", "gradient averaging: auto (horovod if installed, else mpi; none for one "
+                              "process), none, mpi, ddp, horovod")
+    seed: int = _f(1234, "seed of data order, initial weights and the synthetic events")
+    prefetch: int = _f(2, "batches prepared ahead by the background loader")
+    out: str = _f("results/records.jsonl", "JSON-lines file the run record is appended to")
+    save_model: str = _f("", "write the final weights to this path (empty: do not)")
+    system: str = _f("", "name of this machine kind in the records (empty: the CPU model or GPU name)")
+    sweep: bool = _f(False, "measure every power of two of ranks up to the allocation (plus its size), "
+                            "each on its own sub-communicator, one record each", flag=True)
+    preset: str = _f("custom", "quick (smoke-sized main job), paper (the reference study), custom")
+
+    @property
+    def label(self) -> str:
+        return {"quick": "quick: smoke-sized run for laptops and CI, not a benchmark",
+                "paper": "paper: the reference study's configuration"}.get(self.preset, "custom")
+
+
+PRESETS: dict[str, dict] = {
+    "custom": {},
+    # Finishes in a few minutes on a 2-core laptop; small images, small batch. Not a benchmark.
+    "quick": dict(image_size=32, global_batch=512, epochs=3, train_events=6144, val_events=2048,
+                  bn_momentum=0.1),
+    # The KISTI study: 224x224 images, 32K global batch, ~450k/150k events, 50 epochs.
+    "paper": dict(image_size=224, global_batch=32768, epochs=50, train_events=450_000,
+                  val_events=150_000),
+}
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the message names the flag. Exit status 2."""
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.strong_scaling",
+        description="Train a detector-image CNN at a fixed global batch and append one record per run. "
+                    "Run under mpirun/srun/mpiexec for data-parallel training.",
+        argument_default=argparse.SUPPRESS)  # so that only flags typed by the user override the preset
+    for f in fields(Config):
+        meta = f.metadata
+        if meta.get("flag"):
+            parser.add_argument(flag_name(f.name), action="store_true", help=meta["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            choices = list(PRESETS) if f.name == "preset" else None
+            parser.add_argument(flag_name(f.name), type=kind, choices=choices, metavar=f.name.upper(),
+                                help=f"{meta['help']} (default: {f.default})")
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> Config:
+    """Parse the command line into a validated Config. Raises UsageError naming the flag."""
+    given = vars(build_parser().parse_args(argv))
+    preset = given.get("preset", "custom")
+    cfg = Config(**{**PRESETS[preset], **given})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Checks that need no MPI and no data: all ranks reach the same verdict before any work."""
+    import models  # light: only the registry
+
+    positive = ("image_size", "global_batch", "epochs", "lr", "prefetch")
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise UsageError(f"{flag_name(name)} must be positive, got {getattr(cfg, name)}")
+    for name in ("micro_batch", "train_events", "val_events", "threads", "lr_warmup_epochs"):
+        if getattr(cfg, name) < 0:
+            raise UsageError(f"{flag_name(name)} must not be negative, got {getattr(cfg, name)}")
+    if cfg.image_size % 8:
+        raise UsageError(f"--image-size must be divisible by 8 (three 2x2 poolings), got {cfg.image_size}")
+    if cfg.model not in models.available():
+        raise UsageError(f"--model: unknown model {cfg.model!r}; choose from {', '.join(models.available())}")
+    if cfg.micro_batch and cfg.global_batch % cfg.micro_batch:
+        raise UsageError(f"--global-batch {cfg.global_batch} is not divisible by --micro-batch {cfg.micro_batch}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    from data.base import NORMALISATIONS
+    for name, allowed in (("backend", BACKENDS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
+                          ("normalisation", NORMALISATIONS)):
+        if getattr(cfg, name) not in allowed:
+            raise UsageError(f"{flag_name(name)}: unknown value {getattr(cfg, name)!r}; "
+                             f"choose from {', '.join(allowed)}")
+    if cfg.data == "synthetic" and cfg.train_events == 0:
+        raise UsageError("--train-events must be positive with --data synthetic")
+    if cfg.data == "synthetic" and cfg.val_events == 0:
+        raise UsageError("--val-events must be positive with --data synthetic")
+
+
+def as_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)

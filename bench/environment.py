@@ -1,0 +1,64 @@
+"""What machine and software a run used, for every record."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "SLURM_JOB_ID", "SLURM_JOB_NODELIST",
+             "PBS_JOBID", "PBS_NODEFILE", "MASTER_ADDR", "GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME",
+             "OMPI_MCA_btl", "HOROVOD_FUSION_THRESHOLD", "HOROVOD_CYCLE_TIME", "CUDA_VISIBLE_DEVICES")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_rev() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
+
+
+def environment(hosts: tuple[str, ...], mpi_library: str | None) -> dict:
+    import numpy
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "hosts": sorted(set(hosts)),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "mem_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "mpi_library": mpi_library,
+        "mpi4py": _version("mpi4py"),
+        "horovod": _version("horovod"),
+        "os": platform.platform(),
+        "cuda": torch.version.cuda,
+        "gpu_name": gpu,
+        "env_vars": {k: os.environ[k] for k in _ENV_VARS if k in os.environ},
+    }

@@ -1,0 +1,270 @@
+"""Strong-scaling benchmark: ``mpirun -np N python -m bench.strong_scaling [flags]``.
+
+Trains one model at a fixed global batch on N data-parallel ranks and appends one record per run
+(docs/records.md). With ``--sweep``, one allocation of N ranks measures 1, 2, 4, ... and N ranks in turn,
+each on its own sub-communicator. Without a launcher it runs as one process.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from bench import backends
+from bench.backends import BackendError
+from bench.comm import World, abort_on_uncaught, init_world, mpi_library
+from bench.config import Config, UsageError, as_dict, parse_config
+from bench.records import SCHEMA_VERSION, RecordPathError, append_record, check_writable
+from data.base import DataError
+
+
+@dataclass(frozen=True)
+class Data:
+    source: object
+    split: object
+    train_weights: np.ndarray  # per event of the source; classes balanced on the training split
+
+
+def fail(world: World | None, message: str) -> int:
+    if world is None or world.is_root:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+def sweep_sizes(n: int) -> list[int]:
+    sizes = [1 << k for k in range(n.bit_length()) if 1 << k <= n]
+    return sizes + ([n] if sizes[-1] != n else [])
+
+
+def default_threads(cfg: Config, world: World) -> int:
+    """Cores of the node shared among the ranks on it (the allocation's layout, fixed during a sweep)."""
+    return cfg.threads or max(1, (os.cpu_count() or 1) // world.ranks_per_node)
+
+
+def open_data(cfg: Config) -> Data:
+    from bench.sampler import split_counts, split_fractions
+    from data import open_source, training_weights
+
+    if cfg.data == "synthetic":
+        n_test = cfg.val_events
+        source = open_source("synthetic", cfg.image_size, cfg.normalisation, cfg.seed,
+                             cfg.train_events + cfg.val_events + n_test)
+        split = split_counts(cfg.train_events, cfg.val_events, n_test)
+    else:
+        source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed)
+        split = split_fractions(len(source), cfg.seed, block=source.block, max_train=cfg.train_events,
+                                max_val=cfg.val_events)
+    labels, weights = source.labels, source.weights
+    tw = np.zeros(len(source))
+    for part in (split.train, split.val, split.test):
+        tw[part] = training_weights(labels[part], weights[part])
+    return Data(source=source, split=split, train_weights=tw)
+
+
+def check_fits(cfg: Config, data: Data, sizes: list[int]) -> None:
+    """Batch arithmetic for every world size this job will run; all ranks agree before any work."""
+    for n in sizes:
+        if cfg.global_batch % n:
+            raise UsageError(f"--global-batch {cfg.global_batch} is not divisible by {n} ranks")
+        per_rank = cfg.global_batch // n
+        if cfg.micro_batch and per_rank % cfg.micro_batch:
+            raise UsageError(f"per-rank batch {per_rank} (--global-batch / {n} ranks) is not divisible "
+                             f"by --micro-batch {cfg.micro_batch}")
+    if len(data.split.train) < cfg.global_batch:
+        raise UsageError(f"--global-batch {cfg.global_batch} is larger than the {len(data.split.train)} "
+                         "training events: not one step per epoch")
+    if len(data.split.train) < max(sizes):
+        raise UsageError(f"{max(sizes)} ranks but only {len(data.split.train)} training events")
+    if len(data.split.val) == 0:
+        raise UsageError("no validation events (--val-events)")
+
+
+def make_optimizer(cfg: Config, model):
+    import torch
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=cfg.lr)
+
+
+def lr_schedule(cfg: Config):
+    """Linear warm-up from lr/10 to lr over ``lr_warmup_epochs`` (Goyal et al. 2017), then constant."""
+    if not cfg.lr_warmup_epochs:
+        return None
+    return lambda epoch, step, steps: cfg.lr * min(1.0, 0.1 + 0.9 * (epoch + step / steps) / cfg.lr_warmup_epochs)
+
+
+def run(cfg: Config, world: World, backend: str, device, threads: int, data: Data,
+        sweep_id: str | None) -> dict | None:
+    """Train and measure on ``world``. Collective; returns the record on rank 0, None elsewhere."""
+    import torch
+    from tqdm import tqdm
+
+    import models
+    from bench.sampler import epoch_plan
+    from bench.train import train_epoch, validate
+
+    per_rank = cfg.global_batch // world.size
+    micro = cfg.micro_batch or per_rank
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank (and broadcast anyway)
+    net = models.get_model(cfg.model, image_size=cfg.image_size, dropout=cfg.dropout,
+                           bn_momentum=cfg.bn_momentum).to(device)
+    optimizer = make_optimizer(cfg, net)
+    sync = backends.make(backend, world)
+    sync.broadcast_parameters(net)
+    model, optimizer = sync.wrap(net, optimizer, per_rank // micro)
+    lr_at = lr_schedule(cfg)
+    epochs, aucs, losses = [], [], []
+    bar = tqdm(total=cfg.epochs, desc=f"{world.size} rank(s)", unit="epoch", disable=not world.is_root,
+               file=sys.stderr)
+    try:
+        for epoch in range(cfg.epochs):
+            plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, micro)
+            times = train_epoch(model, optimizer, sync, world, data.source, plan, data.train_weights,
+                                device, epoch, cfg.prefetch, lr_at)
+            # Outside the timed region: BN statistics averaged over ranks, then validation.
+            sync.average_buffers(net)
+            auc, val_loss = validate(net, data.source, data.split.val, data.train_weights, world, device,
+                                     batch=min(micro, 1024))
+            epochs.append(times)
+            aucs.append(auc)
+            losses.append(val_loss)
+            bar.update(1)
+            if world.is_root:
+                kind = "warm-up" if epoch == 0 else "measured"
+                bar.write(f"epoch {epoch} ({kind}): {times.epoch_s:.2f} s, "
+                          f"train loss {times.train_loss:.4f}, val loss {val_loss:.4f}, AUC {auc:.4f}")
+    finally:
+        bar.close()
+        sync.close()
+    if cfg.save_model and world.is_root:
+        torch.save(net.state_dict(), cfg.save_model)
+    return summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses,
+                     models.count_parameters(net), per_rank, micro)
+
+
+def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses, n_params,
+              per_rank, micro) -> dict | None:
+    """Reduce per-rank timings to the record (rank 0) . Collective."""
+    from bench.environment import cpu_model, environment, git_rev
+
+    measured = epochs[1:]
+    epoch_s = [world.allreduce_max(t.epoch_s) for t in epochs]
+    steps = [s for t in measured for s in t.step_s]
+    n_measured = max(1, len(measured))
+    mine = {
+        "step_median": float(np.median(steps)) if steps else None,
+        "busy": float(sum(steps)),
+        "compute": sum(t.compute_s for t in measured) / n_measured,
+        "comm": sum(t.comm_s for t in measured) / n_measured,
+        "wait": sum(t.data_wait_s for t in measured) / n_measured,
+        "steps": steps,
+        "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+    ranks = world.gather(mine)
+    if not world.is_root:
+        return None
+    slowest = max(ranks, key=lambda r: r["busy"])
+    all_steps = [s for r in ranks for s in r["steps"]]
+    steps_per_epoch = len(epochs[0].step_s)
+    train_events = steps_per_epoch * cfg.global_batch
+    import torch
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex,
+        "sweep_id": sweep_id,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_rev": git_rev(),
+        "system": cfg.system or gpu or cpu_model(),
+        "preset": cfg.preset,
+        "label": cfg.label,
+        "config": as_dict(cfg),
+        "backend": backend,
+        "world_size": world.size,
+        "nodes": world.nodes,
+        "ranks_per_node": world.ranks_per_node,
+        "threads_per_rank": threads,
+        "device": device.type,
+        "device_name": gpu or cpu_model(),
+        "model": cfg.model,
+        "model_params": n_params,
+        "image_size": cfg.image_size,
+        "global_batch": cfg.global_batch,
+        "per_rank_batch": per_rank,
+        "micro_batch": micro,
+        "accumulation_steps": per_rank // micro,
+        "steps_per_epoch": steps_per_epoch,
+        "train_events": train_events,
+        "val_events": len(data.split.val),
+        "data": {**data.source.describe(), "split": data.split.describe(), "split_seed": cfg.seed},
+        "batchnorm": "per_rank",
+        "warmup_epoch_s": epoch_s[0],
+        "epoch_s": epoch_s[1:],
+        "images_per_s": train_events / float(np.median(epoch_s[1:])) if measured else None,
+        "step_s_median": float(np.median(all_steps)) if all_steps else None,
+        "step_s_max_rank": max(r["step_median"] for r in ranks) if all_steps else None,
+        "compute_s": slowest["compute"],
+        "comm_s": slowest["comm"],
+        "data_wait_s": slowest["wait"],
+        "auc": aucs,
+        "val_loss": losses,
+        "peak_rss_bytes": max(r["rss"] for r in ranks),
+        "env": environment(world.hosts, mpi_library()),
+    }
+
+
+def pick_device(name: str):
+    import torch
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    return torch.device("cuda", 0) if name == "cuda" else torch.device("cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_config(argv)
+        check_writable(cfg.out)
+    except (UsageError, RecordPathError) as exc:
+        return fail(None, str(exc))
+    world = init_world()
+    abort_on_uncaught(world)
+    sizes = sweep_sizes(world.size) if cfg.sweep else [world.size]
+    try:
+        backend = backends.resolve(cfg.backend, world.size)
+        device = pick_device(cfg.device)
+        data = open_data(cfg)
+        check_fits(cfg, data, sizes)
+    except (UsageError, BackendError, DataError) as exc:
+        return fail(world, str(exc))
+    import torch
+    threads = default_threads(cfg, world)
+    torch.set_num_threads(threads)
+    sweep_id = world.bcast(uuid.uuid4().hex if cfg.sweep else None)
+    t0 = time.perf_counter()
+    for n in sizes:
+        sub = world if n == world.size else world.first(n)
+        if sub is not None:
+            record = run(cfg, sub, backend, device, threads, data, sweep_id)
+            if record is not None:
+                append_record(cfg.out, record)
+                rate = record["images_per_s"]
+                print(f"{n} rank(s), backend {backend}: "
+                      f"{'%.1f images/s' % rate if rate else 'no measured epoch'}, "
+                      f"final AUC {record['auc'][-1]:.4f}; record appended to {cfg.out}", flush=True)
+            if sub is not world:
+                sub.free()
+        world.idle_barrier()
+    if world.is_root:
+        print(f"done in {time.perf_counter() - t0:.0f} s; records: {os.path.abspath(cfg.out)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

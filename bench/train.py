@@ -1,0 +1,132 @@
+"""One training epoch, timed honestly, and validation on the whole validation set.
+
+The epoch's timed region starts and ends at a barrier (after a device synchronisation) and contains only
+training steps: no logging, no ``.item()``, no validation, no file writing. Inside it each step is split
+into data wait (blocked on the prefetcher), compute (forward, backward, optimizer) and exposed
+communication (what the backend reports, see bench/backends.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.backends import GradSync
+from bench.comm import World
+from bench.prefetch import Prefetcher
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the run is not a valid result."""
+
+
+@dataclass
+class EpochTimes:
+    epoch_s: float = 0.0
+    step_s: list[float] = field(default_factory=list)
+    compute_s: float = 0.0
+    comm_s: float = 0.0
+    data_wait_s: float = 0.0
+    train_loss: float = 0.0
+
+
+def _sync_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np.ndarray,
+                train_weights: np.ndarray, device: torch.device, epoch: int, prefetch: int,
+                lr_at=None) -> EpochTimes:
+    """Train one epoch on this rank's ``plan`` (steps, accumulation, micro_batch). Collective."""
+    steps, accumulation, micro = plan.shape
+    times = EpochTimes()
+    losses = torch.zeros(steps, dtype=torch.float64, device=device)  # checked after the timed region
+    model.train()
+    loader = Prefetcher(source, list(plan), train_weights, depth=prefetch, pin=device.type == "cuda")
+    try:
+        _sync_device(device)
+        world.barrier()
+        t_start = time.perf_counter()
+        for s in range(steps):
+            if lr_at is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(epoch, s, steps)
+            t0 = time.perf_counter()
+            x, y, w = (t.to(device, non_blocking=True) for t in loader.get())
+            t1 = time.perf_counter()
+            for k in range(accumulation):
+                part = slice(k * micro, (k + 1) * micro)
+                last = k == accumulation - 1
+                with sync.no_sync(model) if not last else contextlib.nullcontext():
+                    logits = model(x[part])
+                    loss = F.binary_cross_entropy_with_logits(logits, y[part], weight=w[part]) / accumulation
+                    loss.backward()
+                losses[s] += loss.detach().double()
+            comm = sync.sync(model, optimizer)
+            sync.step(optimizer)
+            sync.zero_grad(model, optimizer)
+            _sync_device(device)
+            t2 = time.perf_counter()
+            times.step_s.append(t2 - t0)
+            times.data_wait_s += t1 - t0
+            times.comm_s += comm
+            times.compute_s += (t2 - t1) - comm
+        _sync_device(device)
+        world.barrier()
+        times.epoch_s = time.perf_counter() - t_start
+    finally:
+        loader.close()
+    losses = losses.cpu()
+    bad = ~torch.isfinite(losses)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0])
+        raise NonFiniteLoss(f"non-finite training loss at epoch {epoch}, step {first}: "
+                            f"{float(losses[first])}")
+    times.train_loss = float(losses.mean())
+    return times
+
+
+@torch.no_grad()
+def predict(model, source, indices: np.ndarray, device: torch.device, batch: int) -> np.ndarray:
+    """Signal probabilities for ``indices`` (in the order given)."""
+    model.eval()
+    out = []
+    chunks = [indices[i:i + batch] for i in range(0, len(indices), batch)]
+    loader = Prefetcher(source, chunks, None, depth=2)
+    try:
+        for _ in chunks:
+            x, _, _ = loader.get()
+            out.append(torch.sigmoid(model(x.to(device))).float().cpu().numpy())
+    finally:
+        loader.close()
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def validate(model, source, val_indices: np.ndarray, train_weights: np.ndarray, world: World,
+             device: torch.device, batch: int) -> tuple[float, float]:
+    """(AUC with physical weights, loss with training weights) over the whole validation set.
+
+    Each rank scores its own part; rank 0 computes the figures over all parts. Collective; the returned
+    values are meaningful on rank 0 only (NaN elsewhere).
+    """
+    from bench.sampler import val_shard
+
+    mine = val_shard(val_indices, world.size, world.rank)
+    scores = predict(model, source, mine, device, batch)
+    parts = world.gather((mine, scores))
+    if not world.is_root:
+        return float("nan"), float("nan")
+    idx = np.concatenate([p[0] for p in parts])
+    score = np.concatenate([p[1] for p in parts]).astype(np.float64)
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    y = source.labels[idx]
+    auc = float(roc_auc_score(y, score, sample_weight=source.weights[idx]))
+    loss = float(log_loss(y, np.clip(score, 1e-7, 1 - 1e-7), sample_weight=train_weights[idx],
+                          labels=[0, 1]))
+    return auc, loss

@@ -1,0 +1,155 @@
+"""The embedded default data: a physics-shaped toy of multi-jet detector images.
+
+Each event is deterministic from (seed, event index) and made on the fly, at any image size.
+
+Signal (RPV gluino pairs, m = 1400 GeV, each gluino -> t b s): about ten jets, two to four of them b
+jets, a high scalar sum of jet pT (HT) shared fairly evenly between jets. Background (QCD multi-jet, three
+HT slices with the reference study's cross sections and generated counts): fewer hard jets that carry
+most of the HT, occasional b jets. The classes overlap in jet count and HT, so the task is learnable but
+not trivial.
+
+Each jet is a spray of particles around its axis; a charged hadron leaves a track (pT) plus most of its
+energy in HCAL and some in ECAL, a photon (from pi0 decays) leaves ECAL energy, a neutral hadron HCAL
+energy. Soft noise (pile-up and electronics) lights random pixels in all three channels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from data.base import ETA_MAX, PHI_MAX, Batch, normalise
+
+# (name, label, cross section [pb], generated events, selected events): SPEC.md, Table 1 of the study.
+SAMPLES = (
+    ("rpv_gluino_1400", 1, 0.0253, 330_599, 294_762),
+    ("qcd_ht1000to1500", 0, 1207.0, 15_466_225, 37_091),
+    ("qcd_ht1500to2000", 0, 119.9, 3_368_613, 137_805),
+    ("qcd_ht2000toinf", 0, 25.24, 3_250_016, 280_279),
+)
+_SELECTED = np.array([s[4] for s in SAMPLES], dtype=np.float64)
+# Event mixture follows the selected counts of the study: 39% signal.
+_SAMPLE_CDF = np.cumsum(_SELECTED) / _SELECTED.sum()
+_WEIGHT = np.array([s[2] / s[3] for s in SAMPLES])
+
+# Scale of reconstructed HT per sample [GeV]: (offset, exponential scale) for QCD, (mean, sd) for signal.
+_HT_SHAPE = {1: (1500.0, 300.0), 2: (1550.0, 350.0), 3: (2000.0, 500.0)}
+_CHARGED, _PHOTON, _NEUTRAL = 0.62, 0.25, 0.13  # particle-type fractions inside a jet
+
+
+def _hash_uniform(seed: int, index: np.ndarray, stream: int) -> np.ndarray:
+    """A uniform number in [0, 1) per (seed, index, stream), with no state: splitmix64."""
+    with np.errstate(over="ignore"):
+        z = (np.asarray(index, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+             + np.uint64(stream) * np.uint64(0xD1B54A32D192ED03))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def sample_of(seed: int, index: np.ndarray) -> np.ndarray:
+    """Which sample (row of SAMPLES) each event comes from."""
+    return np.searchsorted(_SAMPLE_CDF, _hash_uniform(seed, index, 1), side="right").astype(np.int64)
+
+
+def _jets(rng: np.random.Generator, sample: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Jet pT, eta, phi and b flag of one event."""
+    if sample == 0:  # signal: ~10 partons, some merged or out of acceptance
+        n = int(np.clip(rng.binomial(12, 0.72) + 1, 5, 14))
+        ht = max(rng.normal(2150.0, 380.0), 1300.0)
+        frac = rng.dirichlet(np.full(n, 1.6))
+        nb = min(n, 1 + rng.binomial(3, 0.55))
+        eta_sd = 1.05
+    else:  # QCD: 2 hard jets plus radiation
+        offset, scale = _HT_SHAPE[sample]
+        n = int(np.clip(2 + rng.poisson(4.2), 3, 13))
+        ht = offset + rng.exponential(scale)
+        frac = rng.dirichlet(np.full(n, 0.75))
+        nb = min(n, rng.binomial(3, 0.18))
+        eta_sd = 1.35
+    pt = ht * frac
+    eta = np.clip(rng.normal(0.0, eta_sd, n), -2.4, 2.4)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    is_b = np.zeros(n, dtype=bool)
+    is_b[rng.choice(n, size=nb, replace=False)] = True
+    return pt, eta, phi, is_b
+
+
+def _deposits(rng: np.random.Generator, pt, eta, phi, is_b):
+    """Particles of all jets plus soft noise, as (channel, eta, phi, value) arrays."""
+    # Harder jets have more, narrower constituents; b jets are a little wider.
+    n_const = np.minimum(3 + rng.poisson(pt / 20.0), 60)
+    jet = np.repeat(np.arange(len(pt)), n_const)
+    share = rng.gamma(0.7, size=len(jet))
+    share /= np.bincount(jet, share)[jet]
+    p_pt = pt[jet] * share
+    width = (0.04 + 2.5 / np.sqrt(pt + 25.0)) * np.where(is_b, 1.3, 1.0)
+    p_eta = eta[jet] + rng.normal(0.0, 1.0, len(jet)) * width[jet]
+    p_phi = phi[jet] + rng.normal(0.0, 1.0, len(jet)) * width[jet]
+    kind = rng.random(len(jet))
+    charged = kind < _CHARGED
+    photon = (kind >= _CHARGED) & (kind < _CHARGED + _PHOTON)
+    energy = p_pt * np.cosh(p_eta)
+    # A charged hadron: track pT, ~75% of its energy in HCAL, the rest in ECAL.
+    hcal_share = np.where(charged, rng.uniform(0.6, 0.9, len(jet)), np.where(photon, 0.0, 1.0))
+    track = np.where(charged & (rng.random(len(jet)) < 0.9), p_pt, 0.0)
+    # Soft noise: ~120 low-energy hits spread over the whole detector.
+    n_noise = rng.poisson(120)
+    n_eta = rng.uniform(-ETA_MAX, ETA_MAX, n_noise)
+    n_phi = rng.uniform(-np.pi, np.pi, n_noise)
+    n_val = rng.exponential(0.6, n_noise) * np.cosh(n_eta)
+    n_chan = rng.integers(0, 3, n_noise)
+    chan = np.concatenate([np.zeros(len(jet)), np.ones(len(jet)), np.full(len(jet), 2), n_chan])
+    etas = np.concatenate([p_eta, p_eta, p_eta, n_eta])
+    phis = np.concatenate([p_phi, p_phi, p_phi, n_phi])
+    vals = np.concatenate([energy * hcal_share, energy * (1 - hcal_share), track, n_val])
+    return chan.astype(np.int64), etas, phis, vals
+
+
+class SyntheticSource:
+    """An endless stream of toy events; ``n_events`` of them are exposed to the harness."""
+
+    block = 1
+
+    def __init__(self, n_events: int, image_size: int = 64, seed: int = 0, normalisation: str = "max"):
+        if image_size % 8:
+            raise ValueError(f"image size {image_size} is not divisible by 8")
+        self.n_events = int(n_events)
+        self.image_size = int(image_size)
+        self.seed = int(seed)
+        self.normalisation = normalisation
+        idx = np.arange(self.n_events)
+        self.samples = sample_of(self.seed, idx)
+        self.labels = np.array([SAMPLES[s][1] for s in range(len(SAMPLES))], dtype=np.float32)[self.samples]
+        self.weights = _WEIGHT[self.samples]
+
+    def __len__(self) -> int:
+        return self.n_events
+
+    def raw_images(self, indices: np.ndarray) -> np.ndarray:
+        """Un-normalised images (n, 3, H, W) in GeV."""
+        indices = np.asarray(indices, dtype=np.int64)
+        size = self.image_size
+        per_image = 3 * size * size
+        flat_parts, val_parts = [], []
+        for row, i in enumerate(indices):
+            rng = np.random.default_rng([self.seed, int(i)])
+            chan, eta, phi, val = _deposits(rng, *_jets(rng, int(sample_of(self.seed, i))))
+            keep = (np.abs(eta) < ETA_MAX) & (val > 0)
+            ieta = ((eta[keep] + ETA_MAX) * (size / (2 * ETA_MAX))).astype(np.int64)
+            # phi wraps: a particle that drifted past +pi lands near -pi.
+            iphi = np.floor((phi[keep] + PHI_MAX) * (size / (2 * PHI_MAX))).astype(np.int64) % size
+            flat_parts.append(row * per_image + chan[keep] * size * size + ieta * size + iphi)
+            val_parts.append(val[keep])
+        flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, np.int64)
+        vals = np.concatenate(val_parts) if val_parts else np.zeros(0)
+        x = np.bincount(flat, vals, minlength=len(indices) * per_image).astype(np.float32)
+        return x.reshape(len(indices), 3, size, size)
+
+    def load(self, indices: np.ndarray) -> Batch:
+        indices = np.asarray(indices, dtype=np.int64)
+        x = normalise(self.raw_images(indices), self.normalisation)
+        return Batch(x=x, y=self.labels[indices], w=self.weights[indices])
+
+    def describe(self) -> dict:
+        return {"kind": "synthetic", "seed": self.seed, "n_events": self.n_events,
+                "n_signal": int(self.labels.sum()), "normalisation": self.normalisation}
