@@ -74,6 +74,7 @@ def _last(values) -> float | None:
 def make_point(recs: list[dict]) -> dict:
     """One point from the repeats ``recs`` (same configuration, node count and projected flag)."""
     times = [run_epoch_s(r) for r in recs]
+    ips = [v for v in map(run_images_per_s, recs) if v is not None]
     point = {
         "config": config_of(recs[0]),
         "projected": bool(recs[0].get("projected", False)),
@@ -84,7 +85,9 @@ def make_point(recs: list[dict]) -> dict:
         "epoch_s_min": min(times),
         "epoch_s_max": max(times),
         "spread": max(times) / min(times) - 1,
-        "images_per_s": _median_of(run_images_per_s(r) for r in recs),
+        "images_per_s": _median_of(ips),
+        "images_per_s_min": min(ips) if ips else None,
+        "images_per_s_max": max(ips) if ips else None,
         "auc": _median_of(_last(r.get("auc") or []) for r in recs),
         "sources": [r.get("_source", "?") for r in recs],
     }
