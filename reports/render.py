@@ -51,6 +51,13 @@ def _fmt(value, digits: int = 6) -> str:
     return str(value)
 
 
+def _human(value) -> str:
+    """Numbers for people: 4 significant digits, thousands grouped rather than in exponent form."""
+    if isinstance(value, float) and not isinstance(value, bool) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return _fmt(value, 4)
+
+
 def scaling_table(rows) -> list[dict]:
     out = []
     for r in rows:
@@ -95,23 +102,60 @@ def write_csv(path: Path, columns, table) -> None:
             writer.writerow([_fmt(row[c]) for c in columns])
 
 
-def markdown_table(columns, table, digits: int = 4) -> str:
+def markdown_table(columns, table) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in table:
-        lines.append("| " + " | ".join(_fmt(row[c], digits).replace("|", "/") for c in columns) + " |")
+        lines.append("| " + " | ".join(_human(row[c]).replace("|", "/") for c in columns) + " |")
     return "\n".join(lines)
 
 
+# For reading (markdown, HTML): one "configuration" column instead of seven, rounded numbers.
+READ_SCALING = (("configuration", None), ("projected", "projected"), ("nodes", "nodes"), ("runs", "runs"),
+                ("epoch s (median)", "epoch_s_median"), ("epoch s min-max", None), ("spread %", "spread_pct"),
+                ("speedup", "speedup"), ("vs nodes", "baseline_nodes"), ("efficiency %", None),
+                ("images/s", "images_per_s"), ("compute s", "compute_s"), ("comm s", "comm_s"),
+                ("data wait s", "data_wait_s"), ("AUC", "auc"))
+READ_GPU = (("CPU configuration", None), ("projected", "projected"), ("GPU", None), ("GPU epoch s", "gpu_epoch_s"),
+            ("GPU runs", "gpu_runs"), ("cluster overtakes GPU at N", "crossover"), ("largest N", "largest_nodes"),
+            ("ratio at largest N", "ratio_at_largest"))
+
+
+def _label(row) -> str:
+    return ", ".join(str(row[f]) for f in CONFIG_FIELDS)
+
+
+def readable(kind: str, table) -> tuple[tuple, list[dict]]:
+    """A compact view of the CSV table ``kind`` ("scaling" or "gpu_comparison") for people."""
+    spec = READ_SCALING if kind == "scaling" else READ_GPU
+    out = []
+    for row in table:
+        r = {name: row[key] for name, key in spec if key}
+        if kind == "scaling":
+            r["configuration"] = _label(row)
+            r["epoch s min-max"] = f"{_human(row['epoch_s_min'])}-{_human(row['epoch_s_max'])}"
+            r["efficiency %"] = 100 * row["efficiency"]
+            r["spread %"] = round(row["spread_pct"], 1)
+        else:
+            r["CPU configuration"] = _label(row)
+            r["GPU"] = f"{row['gpu_system']}, {row['gpu_backend']}, {row['gpu_preset']}"
+        out.append(r)
+    return tuple(name for name, _ in spec), out
+
+
 def write_tables(out: Path, rows, summary, ratios) -> dict[str, tuple]:
-    """Write scaling / gpu_comparison / gpu_ratio as CSV and markdown; returns {name: (columns, table)}."""
+    """Write scaling / gpu_comparison (/ gpu_ratio) as CSV (every column, 6 significant digits) and as
+    markdown (the compact view). Returns the compact views, {name: (columns, table)}."""
     tables = {"scaling": (SCALING_COLUMNS, scaling_table(rows))}
     if summary:
         tables["gpu_comparison"] = (GPU_COLUMNS, gpu_table(summary))
         tables["gpu_ratio"] = (RATIO_COLUMNS, ratio_table(ratios))
+    views = {}
     for name, (columns, table) in tables.items():
         write_csv(out / f"{name}.csv", columns, table)
-        (out / f"{name}.md").write_text(markdown_table(columns, table) + "\n", encoding="utf-8")
-    return tables
+        view = readable(name, table) if name != "gpu_ratio" else (columns, table)
+        (out / f"{name}.md").write_text(markdown_table(*view) + "\n", encoding="utf-8")
+        views[name] = view
+    return views
 
 
 def environment_table(envs) -> tuple[tuple, list[dict]]:
@@ -204,7 +248,7 @@ def to_html(blocks) -> str:
         elif kind == "table":
             columns, table = args
             head = "".join(f"<th>{e(c)}</th>" for c in columns)
-            body = "".join("<tr>" + "".join(f"<td>{e(_fmt(r[c], 4))}</td>" for c in columns) + "</tr>" for r in table)
+            body = "".join("<tr>" + "".join(f"<td>{e(_human(r[c]))}</td>" for c in columns) + "</tr>" for r in table)
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif kind == "figure":
             name, caption = args
