@@ -130,7 +130,7 @@ def load_records(paths) -> tuple[list[dict], list[Problem]]:
                 continue
             if not rec["epoch_s"]:
                 problems.append(Problem(str(path), number,
-                                        f"run {rec['run_id']} has no measured epoch (epoch_s is empty); skipped"))
+                                        f"no measured epoch (epoch_s is empty) in run {rec['run_id']}; skipped"))
                 continue
             rec = dict(rec, _source=f"{path}:{number}")
             records.append(rec)
