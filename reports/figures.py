@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
 from reports.analysis import CONFIG_FIELDS, config_label, series_of  # noqa: E402
 
@@ -75,7 +75,10 @@ def _node_axis(ax, nodes, label="Nodes"):
 
 def _log_y(ax, base=10):
     ax.set_yscale("log", base=base)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    if base == 10:  # 1-2-5 ticks: a decade apart is too sparse to read values off in print
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,g}"))
 
 
 def _finish(fig, ax, title, subtitle, out: Path, name: str):
@@ -179,6 +182,8 @@ def epoch_time(rows, styler, out):
 
 
 def auc(rows, styler, out):
+    # A performance model projects time, not accuracy: projected points have no AUC to show.
+    rows = [r for r in rows if not r["projected"]]
     _per_node_plot(rows, styler, out, "auc", "Validation AUC after the last epoch", "auc", None, None,
                    "AUC (last epoch, median of repeats)", log=False)
 

@@ -34,7 +34,8 @@ CAPTIONS = {
                   "epoch, bars min-max over repeats.",
     "time_breakdown": "Where the time goes: compute, communication not hidden behind compute, and waiting for "
                       "data, per measured epoch on the slowest rank; 'other' is the rest of the epoch time.",
-    "auc": "Validation AUC after the last epoch (median over repeats): scaling out must not cost accuracy.",
+    "auc": "Validation AUC after the last epoch (median over repeats), measured runs only: scaling out must "
+           "not cost accuracy.",
     "gpu_comparison": "CPU cluster vs one GPU: GPU epoch time / cluster epoch time at N nodes; above 1 the cluster "
                       "is faster. Ticks on the ratio-1 line mark where the cluster overtakes the GPU "
                       "(interpolated linearly in log2 N).",
