@@ -82,6 +82,9 @@ def _log_y(ax, base=10):
 
 
 def _finish(fig, ax, title, subtitle, out: Path, name: str):
+    if not ax.lines and not ax.containers:
+        ax.text(0.5, 0.5, "nothing to show: no configuration has two or more node counts"
+                if name in ("speedup", "efficiency") else "no data", transform=ax.transAxes, ha="center")
     ax.set_title(title + (f"\n{subtitle}" if subtitle else ""))
     handles, labels = ax.get_legend_handles_labels()
     if handles:
