@@ -128,7 +128,7 @@ def speedup(rows, styler: Styler, out: Path):
                     label="ideal (linear)" if base == 1 else f"ideal from {base} nodes")
         _node_axis(ax, nodes)
         _log_y(ax, 2)
-        ax.set_ylabel("Speedup over 1 node (T1 / TN)" if bases == [1] else
+        ax.set_ylabel("Speedup over 1 node (T1 / TN)" if bases in ([1], []) else
                       "Speedup over the smallest node count\n(T_base / TN, base in legend)")
         _finish(fig, ax, "Strong scaling: speedup", common, out, "speedup")
 
