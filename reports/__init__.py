@@ -1,0 +1,6 @@
+"""Reports from run records: tables, figures and a one-page report.
+
+Reads the JSON-lines records that ``bench.strong_scaling`` appends (``docs/records.md``) and
+nothing else: no module here imports torch, mpi4py or horovod, so reports can be built on a
+laptop from records copied off the cluster. Entry point: ``python -m reports.build``.
+"""

@@ -1,0 +1,69 @@
+"""Build a strong-scaling report from run records.
+
+    python -m reports.build RECORDS.jsonl [RECORDS.jsonl ...] --out DIR
+
+Writes into DIR: figures (PNG + SVG), tables (CSV + markdown), report.md and index.html.
+Reads records only: never imports torch, mpi4py or horovod. Exit status 2 when a record file
+is missing or no record is usable; broken lines are reported on stderr and skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reports import analysis
+from reports.records import load_records
+
+PROG = "python -m reports.build"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("records", nargs="+", type=Path, help="JSON-lines record files (docs/records.md)")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the report (created if needed)")
+    return parser.parse_args(argv)
+
+
+def fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    # Read: a missing file is the caller's mistake; a broken line is reported and skipped.
+    try:
+        records, problems = load_records(args.records)
+    except FileNotFoundError as err:
+        return fail(str(err))
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if not records:
+        return fail("no valid records in " + ", ".join(map(str, args.records)))
+
+    # Analyse: points, scaling, GPU comparison, warnings, provenance.
+    rows = analysis.scaling_rows(records)
+    summary, ratios = analysis.gpu_comparison(rows, analysis.gpu_baselines(records))
+    warnings = analysis.point_warnings(rows)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    # Draw and write. Plotting is imported here so that loading and analysis stay light.
+    from reports import figures, render
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    names = figures.all_figures(rows, summary, ratios, args.out)
+    tables = render.write_tables(args.out, rows, summary, ratios)
+    blocks = render.report_blocks(
+        sources=args.records, figures=names, tables=tables, envs=analysis.environments(records),
+        problems=problems, warnings=warnings, quick=any(r["preset"] == "quick" for r in records))
+    index = render.write_reports(args.out, blocks)
+
+    print(f"{len(records)} records, {len(rows)} points; report: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
