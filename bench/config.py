@@ -59,7 +59,7 @@ class Config:
 PRESETS: dict[str, dict] = {
     "custom": {},
     # Finishes in a few minutes on a 2-core laptop; small images, small batch. Not a benchmark.
-    "quick": dict(image_size=32, global_batch=512, epochs=3, train_events=6144, val_events=2048,
+    "quick": dict(image_size=32, global_batch=512, epochs=3, train_events=4096, val_events=1024,
                   bn_momentum=0.1),
     # The KISTI study: 224x224 images, 32K global batch, ~450k/150k events, 50 epochs.
     "paper": dict(image_size=224, global_batch=32768, epochs=50, train_events=450_000,

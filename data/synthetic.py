@@ -31,7 +31,7 @@ _SAMPLE_CDF = np.cumsum(_SELECTED) / _SELECTED.sum()
 _WEIGHT = np.array([s[2] / s[3] for s in SAMPLES])
 
 # Scale of reconstructed HT per sample [GeV]: (offset, exponential scale) for QCD, (mean, sd) for signal.
-_HT_SHAPE = {1: (1500.0, 300.0), 2: (1550.0, 350.0), 3: (2000.0, 500.0)}
+_HT_SHAPE = {1: (1500.0, 150.0), 2: (1500.0, 250.0), 3: (1700.0, 380.0)}
 _CHARGED, _PHOTON, _NEUTRAL = 0.62, 0.25, 0.13  # particle-type fractions inside a jet
 
 
