@@ -230,6 +230,11 @@ class HorovodSync(GradSync):
         with optimizer.skip_synchronize():
             optimizer.step()
 
+    def zero_grad(self, model, optimizer):
+        # Horovod's optimizer.zero_grad() has no set_to_none; keep the gradient tensors (its hooks
+        # are on the parameters, not on the tensors) and zero them in place.
+        model.zero_grad(set_to_none=False)
+
     def close(self):
         if getattr(self, "hvd", None) is not None:
             self.hvd.shutdown()
