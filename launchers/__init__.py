@@ -1,0 +1,1 @@
+"""Job-script generation for Slurm, PBS Pro and local mpirun sweeps."""
