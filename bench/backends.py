@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -173,8 +174,12 @@ class DdpSync(GradSync):
                                 world_size=self.world.size)
         self.dist = dist
         self.times = {"launch": 0.0, "done": 0.0}
-        ddp = DDP(model, broadcast_buffers=False, gradient_as_bucket_view=True,
-                  device_ids=[device.index] if device.type == "cuda" else None)
+        with warnings.catch_warnings():
+            # broadcast_buffers=False keeps BatchNorm statistics per rank; newer torch renames it
+            # (forward_sync_buffers) with a FutureWarning, older torch has only this name.
+            warnings.simplefilter("ignore", FutureWarning)
+            ddp = DDP(model, broadcast_buffers=False, gradient_as_bucket_view=True,
+                      device_ids=[device.index] if device.type == "cuda" else None)
         ddp.register_comm_hook(self, _timed_allreduce_hook)
         return ddp, optimizer
 

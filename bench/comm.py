@@ -78,6 +78,14 @@ class World:
             array /= self.size
         return array
 
+    def abort(self, code: int) -> None:
+        """End the whole job now (every rank of COMM_WORLD). A no-op for a single process."""
+        if self.mpi is not None:
+            sys.stderr.flush()
+            time.sleep(1.0)  # let the launcher forward this rank's message first
+            from mpi4py import MPI
+            MPI.COMM_WORLD.Abort(code)
+
     def first(self, n: int) -> "World | None":
         """The world of ranks 0..n-1 (a new sub-communicator), or None on the other ranks.
         Collective over this world."""
@@ -128,9 +136,13 @@ def abort_on_uncaught(world: World) -> None:
         return
 
     def hook(kind, value, tb):
-        sys.stderr.write(f"[rank {world.rank} on {socket.gethostname()}] fatal error, aborting the job:\n")
-        traceback.print_exception(kind, value, tb, file=sys.stderr)
-        sys.stderr.flush()
+        # The real stderr: torch.distributed wraps this hook and buffers sys.stderr around it, and the
+        # abort below would lose that buffer.
+        err = sys.__stderr__
+        err.write(f"[rank {world.rank} on {socket.gethostname()}] fatal error, aborting the job:\n")
+        traceback.print_exception(kind, value, tb, file=err)
+        err.flush()
+        time.sleep(1.0)  # let the launcher forward the message before the abort kills the rank
         from mpi4py import MPI
         MPI.COMM_WORLD.Abort(1)
 

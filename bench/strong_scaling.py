@@ -21,6 +21,7 @@ from bench.backends import BackendError
 from bench.comm import World, abort_on_uncaught, init_world, mpi_library
 from bench.config import Config, UsageError, as_dict, parse_config
 from bench.records import SCHEMA_VERSION, RecordPathError, append_record, check_writable
+from bench.train import NonFiniteLoss
 from data.base import DataError
 
 
@@ -251,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         sub = world if n == world.size else world.first(n)
         if sub is not None:
-            record = run(cfg, sub, backend, device, threads, data, sweep_id)
+            try:
+                record = run(cfg, sub, backend, device, threads, data, sweep_id)
+            except NonFiniteLoss as exc:  # not a valid result: nothing is recorded
+                print(f"error: rank {world.rank}: {exc}; no record written", file=sys.stderr, flush=True)
+                world.abort(1)
+                return 1
             if record is not None:
                 append_record(cfg.out, record)
                 rate = record["images_per_s"]

@@ -26,7 +26,8 @@ def mpirun(n, args, timeout=240):
     if shutil.which("mpirun") is None:
         pytest.fail("mpirun not found: the distributed tier needs Open MPI (scripts/setup.sh installs it)")
     env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+           "OMPI_MCA_rmaps_base_oversubscribe": "1",
+           "PYTHONPATH": str(ROOT)}
     cmd = ["mpirun", "-np", str(n), sys.executable, *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -1,0 +1,90 @@
+"""Spec: a failure on any one rank (an exception, a NaN loss, a process killed from outside) ends the whole
+mpirun -np 2 job within 30 seconds with a non-zero status and that rank's message, for every backend,
+and writes no record. Each test bounds its time and leaves no process behind."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bench.backends import available
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.mpi
+BACKENDS = ["mpi", "ddp", "horovod"]
+ARGS = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "--val-events", "64",
+        "--threads", "1"]
+ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+       "OMPI_MCA_rmaps_base_oversubscribe": "1",
+           "PYTHONPATH": str(ROOT)}
+
+
+def launch(args):
+    return subprocess.Popen(["mpirun", "-np", "2", sys.executable, *args], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(proc, timeout):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the job did not end within {timeout} s")
+    return proc.returncode, out + err
+
+
+def need(backend):
+    if not available(backend):
+        pytest.fail(f"backend {backend} is not installed (scripts/setup.sh installs it)")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exception_on_one_rank_ends_the_job(backend, tmp_path):
+    need(backend)
+    out = tmp_path / "r.jsonl"
+    proc = launch([str(ROOT / "tests/mpi_scripts/fault_run.py"), "1", "1", "raise", *ARGS, "--epochs", "30",
+                   "--backend", backend, "--out", str(out)])
+    code, log = finish(proc, timeout=120)  # start-up + one epoch + the abort
+    assert code != 0
+    assert "injected failure on rank 1" in log and "[rank 1" in log
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_loss_stops_the_run_naming_epoch_and_step(backend, tmp_path):
+    need(backend)
+    out = tmp_path / "r.jsonl"
+    proc = launch([str(ROOT / "tests/mpi_scripts/fault_run.py"), "1", "1", "nan", *ARGS, "--epochs", "3",
+                   "--backend", backend, "--out", str(out)])
+    code, log = finish(proc, timeout=120)
+    assert code != 0
+    assert "non-finite training loss at epoch 1, step 0" in log
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_killed_rank_ends_the_job_within_30_seconds(backend, tmp_path):
+    need(backend)
+    out = tmp_path / "r.jsonl"
+    tag = f"kill-test-{uuid.uuid4().hex[:8]}"
+    proc = launch(["-m", "bench.strong_scaling", *ARGS, "--epochs", "500", "--backend", backend,
+                   "--system", tag, "--out", str(out)])
+    deadline = time.time() + 90
+    ranks = []
+    while time.time() < deadline and len(ranks) < 2:
+        found = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True).stdout.split()
+        ranks = [int(p) for p in found if int(p) != proc.pid]
+        time.sleep(0.5)
+    assert len(ranks) >= 2, "the ranks did not start"
+    time.sleep(8)  # well into training
+    os.kill(max(ranks), signal.SIGKILL)
+    t0 = time.time()
+    code, log = finish(proc, timeout=60)
+    assert time.time() - t0 < 30, f"the job took {time.time() - t0:.0f} s to end"
+    assert code != 0
+    assert not out.exists()
