@@ -48,6 +48,12 @@ class Config:
     system: str = _f("", "name of this machine kind in the records (empty: the CPU model or GPU name)")
     sweep: bool = _f(False, "measure every power of two of ranks up to the allocation (plus its size), "
                             "each on its own sub-communicator, one record each", flag=True)
+    sweep_id: str = _f("", "id shared by the records of one sweep (empty: a new one); with --resume, the "
+                            "points of this sweep already in --out are skipped")
+    checkpoint: str = _f("", "save model, optimizer and epoch results to this path after every epoch "
+                             "(the world size is appended); with --resume, continue from it")
+    resume: bool = _f(False, "continue: skip sweep points already recorded, and restart a run from its "
+                             "--checkpoint", flag=True)
     preset: str = _f("custom", "quick (smoke-sized main job), paper (the reference study), custom")
 
     @property
@@ -127,6 +133,8 @@ def validate(cfg: Config) -> None:
         if getattr(cfg, name) not in allowed:
             raise UsageError(f"{flag_name(name)}: unknown value {getattr(cfg, name)!r}; "
                              f"choose from {', '.join(allowed)}")
+    if cfg.resume and not (cfg.sweep_id or cfg.checkpoint):
+        raise UsageError("--resume needs --sweep-id (to skip recorded sweep points) or --checkpoint")
     if cfg.data == "synthetic" and cfg.train_events == 0:
         raise UsageError("--train-events must be positive with --data synthetic")
     if cfg.data == "synthetic" and cfg.val_events == 0:

@@ -108,8 +108,9 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     from tqdm import tqdm
 
     import models
+    from bench import checkpoint
     from bench.sampler import epoch_plan
-    from bench.train import train_epoch, validate
+    from bench.train import EpochTimes, train_epoch, validate
 
     per_rank = cfg.global_batch // world.size
     micro = cfg.micro_batch or per_rank
@@ -117,15 +118,26 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     net = models.get_model(cfg.model, image_size=cfg.image_size, dropout=cfg.dropout,
                            bn_momentum=cfg.bn_momentum).to(device)
     optimizer = make_optimizer(cfg, net)
+    epochs, aucs, losses = [], [], []
+    ckpt = checkpoint.path_for(cfg, world.size) if cfg.checkpoint else None
+    state = checkpoint.load(ckpt, cfg, world) if ckpt and cfg.resume else None
+    if state is not None:  # also restores this rank's random-number state
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epochs = [EpochTimes(**e) for e in state["epochs"]]
+        aucs, losses = state["aucs"], state["losses"]
+        if world.is_root:
+            print(f"resuming from {ckpt} after epoch {len(epochs) - 1}", flush=True)
+    else:
+        torch.manual_seed(cfg.seed * 1_000_003 + world.rank)  # dropout masks differ between ranks
     sync = backends.make(backend, world)
     sync.broadcast_parameters(net)
     model, optimizer = sync.wrap(net, optimizer, per_rank // micro)
     lr_at = lr_schedule(cfg)
-    epochs, aucs, losses = [], [], []
-    bar = tqdm(total=cfg.epochs, desc=f"{world.size} rank(s)", unit="epoch", disable=not world.is_root,
-               file=sys.stderr)
+    bar = tqdm(total=cfg.epochs, initial=len(epochs), desc=f"{world.size} rank(s)", unit="epoch",
+               disable=not world.is_root, file=sys.stderr)
     try:
-        for epoch in range(cfg.epochs):
+        for epoch in range(len(epochs), cfg.epochs):
             plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, micro)
             times = train_epoch(model, optimizer, sync, world, data.source, plan, data.train_weights,
                                 device, epoch, cfg.prefetch, lr_at)
@@ -136,6 +148,8 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
             epochs.append(times)
             aucs.append(auc)
             losses.append(val_loss)
+            if ckpt:
+                checkpoint.save(ckpt, cfg, world, net, optimizer, epochs, aucs, losses)
             bar.update(1)
             if world.is_root:
                 kind = "warm-up" if epoch == 0 else "measured"
@@ -221,6 +235,17 @@ def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs
     }
 
 
+def recorded_sizes(path: str, sweep_id: str) -> set[int]:
+    """World sizes of the sweep ``sweep_id`` already recorded in ``path`` (a broken line is skipped)."""
+    from bench.records import read_records
+    if not os.path.exists(path):
+        return set()
+    records, problems = read_records(path)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return {r["world_size"] for r in records if r.get("sweep_id") == sweep_id and "world_size" in r}
+
+
 def pick_device(name: str):
     import torch
     if name == "cuda" and not torch.cuda.is_available():
@@ -247,17 +272,24 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     threads = default_threads(cfg, world)
     torch.set_num_threads(threads)
-    sweep_id = world.bcast(uuid.uuid4().hex if cfg.sweep else None)
+    sweep_id = world.bcast(cfg.sweep_id or (uuid.uuid4().hex if cfg.sweep else None))
+    if cfg.resume and sweep_id:
+        done = world.bcast(recorded_sizes(cfg.out, sweep_id) if world.is_root else None)
+        if world.is_root and done & set(sizes):
+            print(f"resume: sweep {sweep_id} already has records for {sorted(done & set(sizes))} rank(s); "
+                  "skipping them", flush=True)
+        sizes = [n for n in sizes if n not in done]
     t0 = time.perf_counter()
     for n in sizes:
         sub = world if n == world.size else world.first(n)
         if sub is not None:
             try:
                 record = run(cfg, sub, backend, device, threads, data, sweep_id)
-            except NonFiniteLoss as exc:  # not a valid result: nothing is recorded
+            except (NonFiniteLoss, UsageError) as exc:  # not a valid result: nothing is recorded
+                if world.size == 1:
+                    return fail(world, str(exc))
                 print(f"error: rank {world.rank}: {exc}; no record written", file=sys.stderr, flush=True)
-                world.abort(1)
-                return 1
+                world.abort(2 if isinstance(exc, UsageError) else 1)
             if record is not None:
                 append_record(cfg.out, record)
                 rate = record["images_per_s"]

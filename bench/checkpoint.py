@@ -1,0 +1,55 @@
+"""Per-epoch checkpoints, so that a run killed by a walltime or a node failure continues where it stopped.
+
+Rank 0 writes model, optimizer, epoch results and every rank's random-number state after each epoch
+(outside the timed region), to a temporary file renamed over the old one: a checkpoint is whole or absent.
+After BatchNorm statistics are averaged the model is the same on every rank, so rank 0's copy serves all.
+A resumed run gives the same weights and losses as an uninterrupted one on CPU with the same seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+
+from bench.config import Config, UsageError, as_dict
+
+# Fields that may change between a run and its resumption without changing what is computed.
+_FREE = {"epochs", "out", "resume", "checkpoint", "save_model", "sweep_id", "system", "prefetch"}
+
+
+def path_for(cfg: Config, world_size: int) -> str:
+    return f"{cfg.checkpoint}.n{world_size}"
+
+
+def _key(cfg: Config, world_size: int) -> dict:
+    return {**{k: v for k, v in as_dict(cfg).items() if k not in _FREE}, "world_size": world_size}
+
+
+def save(path: str, cfg: Config, world, model, optimizer, epochs: list, aucs: list, losses: list) -> None:
+    """Collective: gathers the ranks' RNG states; rank 0 writes."""
+    rng = world.gather(torch.get_rng_state())
+    if not world.is_root:
+        return
+    state = {"key": _key(cfg, world.size), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "epochs": [dataclasses.asdict(e) for e in epochs], "aucs": aucs, "losses": losses, "rng": rng}
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: str, cfg: Config, world) -> dict | None:
+    """The checkpoint to continue from, or None if there is none. Every rank reads it."""
+    if not os.path.exists(path):
+        return None
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same user error
+        raise UsageError(f"--checkpoint {path}: cannot be read ({exc})") from None
+    want = _key(cfg, world.size)
+    diff = sorted(k for k in set(want) | set(state["key"]) if want.get(k) != state["key"].get(k))
+    if diff:
+        raise UsageError(f"--checkpoint {path} was made with a different configuration "
+                         f"({', '.join(diff)}); remove it or match those flags")
+    torch.set_rng_state(state["rng"][world.rank])
+    return state
