@@ -3,7 +3,8 @@
 Every backend gives the same update: the mean over ranks of each rank's gradient, where a rank's gradient
 is the mean over its micro-batches. What each can tell about communication time differs:
 
-* ``mpi``: one fused gradient buffer, blocking ``Allreduce`` after the last backward. ``comm_s`` is that
+* ``mpi``: one fused gradient buffer, blocking ``Allreduce`` (a sum of gradients whose losses were scaled
+  by 1/N, hence the mean) after the last backward. ``comm_s`` is that
   call's time: nothing is hidden behind compute.
 * ``horovod``: allreduces start during backward (hooks) and ``optimizer.synchronize()`` waits for the rest.
   ``comm_s`` is the time spent waiting in ``synchronize()``: the exposed part of communication.
@@ -69,6 +70,9 @@ class GradSync:
     """No communication: one rank."""
 
     name = "none"
+    # Factor on the loss of every micro-batch; the mpi backend folds the 1/N of the average in here so
+    # that a plain sum-allreduce yields the mean, saving a pass over the gradient buffer.
+    loss_scale = 1.0
 
     def __init__(self, world: World):
         self.world = world
@@ -132,6 +136,7 @@ class MpiSync(GradSync):
             p.grad = self.flat[off:off + p.numel()].view_as(p)
             off += p.numel()
         self.host = self.flat if self.flat.device.type == "cpu" else None
+        self.loss_scale = 1.0 / self.world.size
         return model, optimizer
 
     def sync(self, model, optimizer):
@@ -139,10 +144,9 @@ class MpiSync(GradSync):
         t0 = time.perf_counter()
         if self.world.size > 1:
             buf = self.flat.numpy() if self.host is not None else self.flat.cpu().numpy()
-            self.world.mpi.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            self.world.mpi.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)  # a mean: losses carry 1/N
             if self.host is None:
                 self.flat.copy_(torch.from_numpy(buf))
-            self.flat.div_(self.world.size)
         return time.perf_counter() - t0
 
     def zero_grad(self, model, optimizer):

@@ -65,7 +65,7 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
                 with sync.no_sync(model) if not last else contextlib.nullcontext():
                     logits = model(x[part])
                     loss = F.binary_cross_entropy_with_logits(logits, y[part], weight=w[part]) / accumulation
-                    loss.backward()
+                    (loss * sync.loss_scale if sync.loss_scale != 1.0 else loss).backward()
                 losses[s] += loss.detach().double()
             comm = sync.sync(model, optimizer)
             sync.step(optimizer)
