@@ -21,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from data import pythia_gen
+import numpy as np
+
+from data import jets, pythia_gen
 from data.store import StoreWriter
 
 _counter = None  # shared count of selected events, for the progress bar (set in each worker)
@@ -31,6 +33,8 @@ def _init_worker(counter) -> None:
     global _counter
     _counter = counter
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    with pythia_gen._quiet_stdout():  # fastjet prints its banner on the first clustering: do it here, muted
+        jets.cluster([np.array([[1.0, 0.0, 0.0, 1.0]])], jets.JET_R, 0.0)
 
 
 def _bump(n: int) -> None:
