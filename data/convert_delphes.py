@@ -118,6 +118,7 @@ def _entries(path: str, tree_name: str) -> int:
     with uproot.open(path) as f:
         if tree_name not in f:
             raise ValueError(f"{path}: no tree {tree_name!r} (has {', '.join(f.keys()) or 'nothing'})")
+        resolve_names(f[tree_name], path)
         return int(f[tree_name].num_entries)
 
 
@@ -150,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"input file {f} does not exist")
     if not Path(a.out).resolve().parent.is_dir():
         parser.error(f"--out {a.out}: directory does not exist")
+    try:  # check every input before the output is touched
+        entries = sum(_entries(f, a.tree) for f in a.files)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n_gen = a.n_generated if a.n_generated is not None else entries
     try:
         store = StoreWriter(a.out, a.image_size, meta={"converter": "delphes"})
     except (OSError, ValueError) as e:
@@ -161,8 +168,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--sample {a.sample}: {e}")
         chunk = max(store.committed_chunks(si), default=-1) + 1
         try:
-            entries = sum(_entries(f, a.tree) for f in a.files)
-            n_gen = a.n_generated if a.n_generated is not None else entries
             selected, first = 0, True
             # The sample's generated count rides on its first chunk row; later rows add events only, so
             # the weight is xsec / n_generated whatever the number of chunks. Rows are written as read,
