@@ -4,8 +4,8 @@
 
 Events are made by Pythia 8 in worker processes, seen by a CMS-like detector (data/detector.py), clustered
 into jets by fastjet, and kept only if they pass the baseline; the counts asked for are of kept events.
-The background is split evenly over the QCD pT-hat slices (``--qcd-edges``); every event carries its
-slice's physical weight, so the mixture of slices is physical whatever the split.
+The background is split over the QCD pT-hat slices (``--qcd-edges``, ``--background-split``); every event
+carries its slice's physical weight, so the weighted mixture of slices is physical whatever the split.
 
 The file (data/store.py) is written chunk by chunk, each chunk committed by moving a counter written last.
 A run that is killed continues where it stopped when the same command is run again; ``--signal-events`` and
@@ -63,13 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--signal-events", type=int, required=True, help="signal events to keep (after baseline)")
     p.add_argument("--background-events", type=int, required=True,
-                   help="QCD events to keep (after baseline), split evenly over the pT-hat slices")
+                   help="QCD events to keep (after baseline), split over the pT-hat slices")
     p.add_argument("--image-size", type=int, default=64, help="image height = width; divisible by 8")
     p.add_argument("--out", required=True, help="HDF5 file to create or continue")
     p.add_argument("--seed", type=int, default=1, help="run seed; chunk seeds derive from (seed, sample, chunk)")
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="worker processes")
     p.add_argument("--pileup", type=float, default=0.0, help="mean pile-up interactions (0 = off)")
     p.add_argument("--chunk", type=int, default=256, help="kept events per chunk (unit of work and commit)")
+    p.add_argument("--background-split", choices=("physical", "even"), default="physical",
+                   help="share of --background-events per slice: 'physical' in proportion to the slice's "
+                        "selected cross section measured for the default slices (every kept event then has "
+                        "about the same weight), 'even' the same count per slice (custom edges use 'even')")
     p.add_argument("--qcd-edges", type=parse_edges, default=pythia_gen.QCD_EDGES,
                    help="QCD pT-hat slice edges in GeV, comma separated, last may be inf")
     return p
@@ -118,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     check_args(parser, a)
     slices = pythia_gen.qcd_slices(a.qcd_edges)
     samples = [pythia_gen.SIGNAL] + slices
-    share = [a.background_events // len(slices) + (k < a.background_events % len(slices))
-             for k in range(len(slices))]
+    share = pythia_gen.split_background(a.background_events, slices, a.background_split)
     targets = [a.signal_events] + share
     meta = {"generator": "pythia8mc", "seed": a.seed, "pileup": a.pileup, "qcd_edges": list(a.qcd_edges),
             "chunk": a.chunk}
