@@ -34,6 +34,7 @@ FINAL = (200, 200)
 class Generated:
     path: Path
     first_committed: int
+    after_term: int
     rc_interrupted: int
     rerun_output: str
     seconds: float
@@ -47,7 +48,7 @@ def _run_cli(*args: str, **kw) -> subprocess.Popen:
 
 def _args(out: Path, s: int, b: int) -> list[str]:
     return ["--signal-events", str(s), "--background-events", str(b), "--image-size", "64", "--out", str(out),
-            "--seed", "11", "--chunk", "50", "--qcd-edges", TEST_EDGES, "--background-split", "even", "--workers", "2"]
+            "--seed", "11", "--chunk", "25", "--qcd-edges", TEST_EDGES, "--background-split", "even", "--workers", "2"]
 
 
 def write_uncommitted_junk(path: Path) -> None:
@@ -73,11 +74,13 @@ def generated(tmp_path_factory) -> Generated:
         first = w.committed
     write_uncommitted_junk(out)
     proc = _run_cli(*_args(out, *FINAL))
-    time.sleep(25)  # long enough for the workers to start and commit some chunks, not to finish
+    time.sleep(10)  # workers start and commit a signal chunk; the QCD chunks take longer than this
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=300)
+    with StoreWriter(out, 64) as w:
+        after_term = w.committed
     assert generate.main(_args(out, *FINAL)) == 0
     again = _run_cli(*_args(out, *FINAL))
     text, _ = again.communicate(timeout=120)
     assert again.returncode == 0, text
-    return Generated(out, first, proc.returncode, text, time.perf_counter() - t0)
+    return Generated(out, first, after_term, proc.returncode, text, time.perf_counter() - t0)
