@@ -55,7 +55,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=20000, help="events in the speed files")
     p.add_argument("--big-events", type=int, default=200000, help="events in the 224x224 memory file")
-    p.add_argument("--pixels", type=int, default=400, help="mean lit pixels per event (all channels)")
+    p.add_argument("--pixels", type=int, default=600,
+                   help="mean lit pixels per event, all channels (generated events: about 350-550)")
     p.add_argument("--dir", default="/tmp", help="where the synthetic files go (deleted afterwards)")
     p.add_argument("--train-rate-64", type=float, default=100.0, help="training images/s/rank at 64x64")
     p.add_argument("--train-rate-224", type=float, default=8.0, help="training images/s/rank at 224x224")

@@ -105,7 +105,7 @@ def plan(store: StoreWriter, samples: list, targets: list[int], a: argparse.Name
     per_sample = []
     for i, (sample, target) in enumerate(zip(samples, targets)):
         si = store.sample_index(sample.name, sample.label)
-        remaining = target - store.selected(si)
+        remaining = max(0, target - store.selected(si))  # a file holding more than asked is left as is
         first = max(store.committed_chunks(si), default=-1) + 1
         sizes = [a.chunk] * (remaining // a.chunk) + ([remaining % a.chunk] if remaining % a.chunk else [])
         per_sample.append([(si, sample, first + k, n, a.seed, a.image_size, a.pileup)
