@@ -38,7 +38,10 @@ def main() -> None:
           f"{'prefilt':>7s} {'xsec_pb':>10s} {'sel_xsec_pb':>11s} {'+-':>8s}")
     for i, s in enumerate(samples):
         r = measure(s, a.events, a.seed + i)
-        err = r["selected_xsec_pb"] / max(r["selected"], 1) ** 0.5 if r["selected"] else 3 * r["xsec_pb"] / r["generated"]
+        if r["selected"]:
+            err = r["selected_xsec_pb"] / r["selected"] ** 0.5
+        else:
+            err = 3 * r["xsec_pb"] / r["generated"]
         print(f"{r['sample']:22s} {r['generated']:6d} {r['selected']:5d} {r['gen_per_s']:10.1f} "
               f"{r['sel_per_s']:10.2f} {r['efficiency']:8.4f} {r['prefilter_pass']:7.3f} {r['xsec_pb']:10.4g} "
               f"{r['selected_xsec_pb']:11.4g} {err:8.2g}", flush=True)

@@ -1,7 +1,7 @@
 """Convert Delphes ROOT output into the sparse store, applying the same baseline as data.generate.
 
-    python -m data.convert_delphes sig_*.root --label 1 --xsec 0.0253 --sample rpv1400 --image-size 64 --out train.h5
-    python -m data.convert_delphes qcd_*.root --label 0 --xsec 25.24 --sample qcd_ht2000 --image-size 64 --out train.h5
+    python -m data.convert_delphes sig_*.root --label 1 --xsec 0.0253 --sample rpv1400 --out train.h5
+    python -m data.convert_delphes qcd_*.root --label 0 --xsec 25.24 --sample qcd_ht2000 --out train.h5
 
 Each call appends one sample to ``--out`` (created if missing), so calls for signal and background make one
 training file. Read from the ``Delphes`` tree with uproot + awkward (no ROOT needed):

@@ -54,7 +54,7 @@ def parse_edges(text: str) -> tuple[float, ...]:
     edges = [-1.0 if t.strip().lower() == "inf" else float(t) for t in text.split(",")]
     finite = [e for e in edges if e >= 0]
     if len(edges) < 2 or finite != sorted(finite) or (-1.0 in edges[:-1]):
-        raise argparse.ArgumentTypeError(f"--qcd-edges wants increasing pT-hat edges like 400,600,inf, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--qcd-edges wants increasing edges like 400,600,inf, got {text!r}")
     return tuple(edges)
 
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"use the same value to continue it, or a new file")
         tasks = plan(store, samples, targets, a)
         if not tasks:
-            print(f"{a.out}: already holds the {a.signal_events} signal and {a.background_events} "
+            print(f"{a.out}: already holds at least the {a.signal_events} signal and {a.background_events} "
                   f"background events asked for; nothing to do")
             return 0
         return _run(store, tasks, a)

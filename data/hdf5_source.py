@@ -28,7 +28,8 @@ GAP_EVENTS = 256  # sorted indices closer than this are read in one contiguous r
 def open_hdf5(path: str, image_size: int | None = None, normalisation: str = "max"):
     """Open an HDF5 event file as an EventSource (see the module docstring for accepted layouts)."""
     if normalisation not in NORMALISATIONS:
-        raise DataError(f"{path}: unknown normalisation {normalisation!r}; choose from {', '.join(NORMALISATIONS)}")
+        raise DataError(f"{path}: unknown normalisation {normalisation!r}; "
+                        f"choose from {', '.join(NORMALISATIONS)}")
     if not Path(path).is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -138,7 +139,8 @@ class SparseSource(_Base):
         self._value = _need(f, path, "pixels/value", "f", 1)
         for d in (self._index, self._value):
             if d.shape[0] < self.offsets[-1]:
-                raise DataError(f"{path}: dataset {d.name} has {d.shape[0]} pixels, offsets need {self.offsets[-1]}")
+                raise DataError(f"{path}: dataset {d.name} has {d.shape[0]} pixels, "
+                                f"events/offsets needs {self.offsets[-1]}")
         ev = {k: _need(f, path, f"events/{k}", "iuf", 1) for k in st.EVENT_FIELDS}
         self.labels = _check_labels(path, "events/label", _check_small(path, "events/label", ev["label"][:n], n))
         self.sample = ev["sample"][:n].astype(np.int64)
@@ -169,7 +171,8 @@ class SparseSource(_Base):
             counts = self.offsets[ev + 1] - self.offsets[ev]
             starts = self.offsets[ev] - lo
             # Gather positions of every requested event's pixels inside the range read, then scatter.
-            pos = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+            first_out = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            pos = np.repeat(starts - first_out, counts) + np.arange(counts.sum())
             rows = np.repeat(order[a:b], counts)
             p, v = pix[pos], val[pos]
             bad = ~np.isfinite(v)
@@ -226,7 +229,8 @@ class DenseSource(_Base):
             self.image_size = self._images[0].shape[1]
         n = self._images[0].shape[0]
         if self.image_size <= 0 or self.image_size % 8:
-            raise DataError(f"{path}: images are {self.image_size}x{self.image_size}; the size must be a multiple of 8")
+            raise DataError(f"{path}: images are {self.image_size}x{self.image_size}; "
+                            f"the size must be a multiple of 8")
         yname = _first(f, ("all_events/labels", "all_events/y"))
         wname = _first(f, ("all_events/weights", "all_events/weight"))
         if yname is None:

@@ -48,7 +48,8 @@ def _run_cli(*args: str, **kw) -> subprocess.Popen:
 
 def _args(out: Path, s: int, b: int) -> list[str]:
     return ["--signal-events", str(s), "--background-events", str(b), "--image-size", "64", "--out", str(out),
-            "--seed", "11", "--chunk", "25", "--qcd-edges", TEST_EDGES, "--background-split", "even", "--workers", "2"]
+            "--seed", "11", "--chunk", "25", "--qcd-edges", TEST_EDGES, "--background-split", "even",
+            "--workers", "2"]
 
 
 def write_uncommitted_junk(path: Path) -> None:
