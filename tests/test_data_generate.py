@@ -4,7 +4,8 @@ Checked on one small generated dataset (tests/fixtures_data.py): every stored ev
 signal events carry on average at least eight jets and HT > 1500 GeV; the weighted background per slice is
 its cross section times its selection efficiency (weights xsec / n_generated, constant in a slice); the
 cross sections are Pythia's and fall with pT-hat; the file survives a crash and a SIGTERM and is continued
-to exactly the counts asked for, with consistent offsets and chunk rows; a finished file is left alone.
+to exactly the counts asked for, with consistent offsets and chunk rows; a finished file is left alone; a
+chunk is the same when remade from its seed; pile-up adds lit pixels; the background split adds up.
 The detector conserves energy into images (pixel sums equal tower sums) and sends each particle kind to the
 right place. Bad command lines exit with status 2 naming the flag.
 """
@@ -148,3 +149,22 @@ def test_continuing_with_other_settings_is_refused(generated, capsys):
                        "--seed", "12", "--chunk", "25", "--qcd-edges", "800,1100,inf"])
     assert e.value.code == 2
     assert "--seed" in capsys.readouterr().err
+
+
+def test_a_chunk_is_reproducible_from_its_seed_and_pileup_adds_energy():
+    seed = pythia_gen.chunk_seed(11, 0, 3)
+    a = pythia_gen.generate_chunk(pythia_gen.SIGNAL, seed, 3, 64)
+    b = pythia_gen.generate_chunk(pythia_gen.SIGNAL, seed, 3, 64)
+    assert a["n_generated"] == b["n_generated"]
+    for x, y in zip(a["idx"] + a["val"], b["idx"] + b["val"]):
+        np.testing.assert_array_equal(x, y)  # a resumed run remakes an interrupted chunk identically
+    assert seed != pythia_gen.chunk_seed(11, 0, 4) and seed != pythia_gen.chunk_seed(11, 1, 3)
+    pu = pythia_gen.generate_chunk(pythia_gen.SIGNAL, seed, 3, 64, pileup=20)
+    assert np.mean([len(i) for i in pu["idx"]]) > np.mean([len(i) for i in a["idx"]])
+
+
+def test_background_split():
+    slices = pythia_gen.qcd_slices()
+    physical = pythia_gen.split_background(1000, slices)
+    assert sum(physical) == 1000 and physical[1] > physical[-1] > physical[0] > 0
+    assert pythia_gen.split_background(7, slices, "even") == [2, 2, 1, 1, 1]
