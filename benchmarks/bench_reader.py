@@ -27,16 +27,20 @@ from data.store import write_synthetic
 BATCH = 256
 
 
-def speed(path: Path, seconds: float = 5.0) -> float:
+def speed(path: Path, seconds: float = 4.0, scattered: bool = False) -> float:
+    """Images/s for batches of 256 consecutive events from a random block (or 256 scattered events)."""
     src = open_hdf5(str(path))
     rng = np.random.default_rng(0)
     nblocks = len(src) // src.block
     src.load(np.arange(BATCH))  # warm-up: first touch of the file and allocator
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        start = int(rng.integers(0, nblocks)) * src.block
-        start = min(start, len(src) - BATCH)
-        src.load(np.arange(start, start + BATCH))
+        if scattered:
+            idx = np.sort(rng.choice(len(src), BATCH, replace=False))
+        else:
+            start = min(int(rng.integers(0, nblocks)) * src.block, len(src) - BATCH)
+            idx = np.arange(start, start + BATCH)
+        src.load(idx)
         n += BATCH
     return n / (time.perf_counter() - t0)
 
@@ -68,9 +72,9 @@ def main() -> None:
     for size, train in ((64, a.train_rate_64), (224, a.train_rate_224)):
         path = Path(a.dir) / f"bench_reader_{size}.h5"
         write_synthetic(path, a.events, size, pixels_per_event=a.pixels)
-        rate = speed(path)
+        rate, scattered = speed(path), speed(path, scattered=True)
         print(f"reader {size}x{size}: {rate:9.0f} images/s/rank (1 thread), training consumes {train:g}: "
-              f"{rate / train:7.0f}x", flush=True)
+              f"{rate / train:7.0f}x; scattered indices {scattered:9.0f} images/s", flush=True)
         path.unlink()
     big = Path(a.dir) / "bench_reader_big_224.h5"
     t0 = time.perf_counter()

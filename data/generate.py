@@ -103,7 +103,7 @@ def plan(store: StoreWriter, samples: list, targets: list[int], a: argparse.Name
     uninterrupted run would have made next. Samples are interleaved so all advance together.
     """
     per_sample = []
-    for i, (sample, target) in enumerate(zip(samples, targets)):
+    for sample, target in zip(samples, targets):
         si = store.sample_index(sample.name, sample.label)
         remaining = max(0, target - store.selected(si))  # a file holding more than asked is left as is
         first = max(store.committed_chunks(si), default=-1) + 1

@@ -22,7 +22,9 @@ import numpy as np
 from data import store as st
 from data.base import NORMALISATIONS, Batch, DataError, normalise
 
-GAP_EVENTS = 256  # sorted indices closer than this are read in one contiguous range
+# Sorted indices closer than this are read in one contiguous range: reading a few unwanted events
+# (about 5 KB each) is cheaper than another h5py call, but a wide gap would read much of the file.
+GAP_EVENTS = 32
 
 
 def open_hdf5(path: str, image_size: int | None = None, normalisation: str = "max"):
@@ -153,7 +155,7 @@ class SparseSource(_Base):
         self.weights = _check_small(path, "physical weight (events/gen_weight x xsec / n_generated)",
                                     st.physical_weights(self.sample, gen_weight, self.table), n, nonneg=True)
         self._jets = {k: ev[k][:n] for k in ("njet", "nb", "ht", "mj", "lead_jet_pt")}
-        self.block = int((ev["label"].chunks or (GAP_EVENTS,))[0])
+        self.block = int((ev["label"].chunks or (256,))[0])
 
     def load(self, indices) -> Batch:
         idx = self._indices(indices)
@@ -245,7 +247,7 @@ class DenseSource(_Base):
             raise DataError(f"{path}: dataset {wname} has dtype {f[wname].dtype}, expected numbers")
         self.labels = _check_labels(path, yname, _check_small(path, yname, y.astype(np.float64), n))
         self.weights = _check_small(path, wname, f[wname][...].astype(np.float64), n, nonneg=True)
-        self.block = int((self._images[0].chunks or (GAP_EVENTS,))[0])
+        self.block = int((self._images[0].chunks or (256,))[0])
 
     def load(self, indices) -> Batch:
         idx = self._indices(indices)
