@@ -1,0 +1,214 @@
+"""The sparse event store: an HDF5 layout for detector images, written in committed chunks.
+
+Layout (format ``hep-sparse-images`` version 1; docs/data.md is the reference):
+
+* root attributes: ``format``, ``format_version``, ``image_size``, ``committed_events`` (written last at every
+  commit: what lies beyond it is an interrupted write and is ignored by readers, truncated by writers),
+  ``meta`` (JSON: how the file was made).
+* ``pixels/index`` int32 and ``pixels/value`` float32: every lit pixel of every event, event after event;
+  index = c*H*W + ieta*W + iphi.
+* ``events/offsets`` int64 (n+1): event i's pixels are ``offsets[i]:offsets[i+1]``.
+* ``events/label`` int8, ``events/sample`` int16, ``events/gen_weight`` float64, and the jet quantities of the
+  cut-based selection ``events/njet`` int32, ``nb`` int32, ``ht``, ``mj``, ``lead_jet_pt`` float32 (GeV).
+* ``samples/name`` (string), ``samples/label`` int8: one row per sample, in the order of ``events/sample``.
+* ``chunks/*``: one row per committed chunk: ``sample``, ``chunk``, ``event_stop``, ``n_generated``,
+  ``n_selected``, ``sigma_pb``. The per-sample totals come from these rows, so they grow with resumed runs.
+
+The physical weight is derived at read time, not stored: xsec(sample) / n_generated(sample) * gen_weight,
+with xsec = sum(n_generated * sigma_pb) / sum(n_generated) over the sample's chunks (each chunk's own
+Pythia estimate, weighted by its statistics). A resumed run changes n_generated of every earlier event's
+sample, so a stored weight would go stale.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+FORMAT = "hep-sparse-images"
+FORMAT_VERSION = 1
+EVENT_FIELDS = {"label": np.int8, "sample": np.int16, "gen_weight": np.float64, "njet": np.int32,
+                "nb": np.int32, "ht": np.float32, "mj": np.float32, "lead_jet_pt": np.float32}
+CHUNK_FIELDS = {"sample": np.int32, "chunk": np.int64, "event_stop": np.int64, "n_generated": np.int64,
+                "n_selected": np.int64, "sigma_pb": np.float64}
+PIXEL_CHUNK = 1 << 16  # pixels per HDF5 chunk (512 KiB of index + value)
+
+
+def _resizable(group: h5py.Group, name: str, dtype, chunk: int, fill_one: bool = False) -> None:
+    group.create_dataset(name, shape=(1 if fill_one else 0,), maxshape=(None,), dtype=dtype, chunks=(chunk,))
+
+
+def _committed_rows(f: h5py.File) -> int:
+    """Chunk rows that belong to committed events (an interrupted append may leave a partial row)."""
+    rows = min(f["chunks"][name].shape[0] for name in CHUNK_FIELDS)
+    return int((f["chunks/event_stop"][:rows] <= int(f.attrs["committed_events"])).sum())
+
+
+def sample_table(f: h5py.File) -> dict[str, np.ndarray]:
+    """Per-sample name, label, xsec_pb, n_generated, n_selected from the committed chunk rows."""
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["samples/name"][:]]
+    labels = f["samples/label"][:].astype(np.int8)
+    rows = _committed_rows(f)
+    s = f["chunks/sample"][:rows]
+    ngen = f["chunks/n_generated"][:rows].astype(np.float64)
+    k = len(names)
+    n_generated = np.bincount(s, weights=ngen, minlength=k)
+    sig_n = np.bincount(s, weights=ngen * f["chunks/sigma_pb"][:rows], minlength=k)
+    return {"name": np.array(names, dtype=object), "label": labels,
+            "xsec_pb": np.divide(sig_n, n_generated, out=np.zeros(k), where=n_generated > 0),
+            "n_generated": n_generated.astype(np.int64),
+            "n_selected": np.bincount(s, weights=f["chunks/n_selected"][:rows], minlength=k).astype(np.int64)}
+
+
+def physical_weights(sample: np.ndarray, gen_weight: np.ndarray, table: dict[str, np.ndarray]) -> np.ndarray:
+    """xsec / n_generated * gen_weight per event (pb per event)."""
+    per_event = np.divide(table["xsec_pb"], table["n_generated"], out=np.zeros(len(table["xsec_pb"])),
+                          where=table["n_generated"] > 0)
+    return per_event[sample] * gen_weight
+
+
+class StoreWriter:
+    """Appends committed chunks of events to a store, creating it or resuming it.
+
+    Opening an existing store truncates everything past its ``committed_events`` counter, so a run killed
+    mid-write leaves a file that the next run continues cleanly.
+    """
+
+    def __init__(self, path: str | Path, image_size: int, chunk_events: int = 512, meta: dict | None = None):
+        self.path = str(path)
+        exists = Path(self.path).exists()
+        self.f = h5py.File(self.path, "a")
+        if not exists or "format" not in self.f.attrs:
+            self._create(image_size, chunk_events, meta or {})
+        elif self.f.attrs["format"] != FORMAT:
+            raise ValueError(f"{self.path}: not a {FORMAT} store (format={self.f.attrs['format']!r})")
+        elif int(self.f.attrs["image_size"]) != image_size:
+            raise ValueError(f"{self.path}: holds {self.f.attrs['image_size']}x{self.f.attrs['image_size']} "
+                             f"images, asked for --image-size {image_size}")
+        self.image_size = image_size
+        self._truncate_uncommitted()
+
+    def _create(self, image_size: int, chunk_events: int, meta: dict) -> None:
+        f = self.f
+        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, image_size=image_size,
+                       committed_events=0, meta=json.dumps(meta))
+        _resizable(f.require_group("pixels"), "index", np.int32, PIXEL_CHUNK)
+        _resizable(f["pixels"], "value", np.float32, PIXEL_CHUNK)
+        ev = f.require_group("events")
+        _resizable(ev, "offsets", np.int64, chunk_events, fill_one=True)
+        for name, dt in EVENT_FIELDS.items():
+            _resizable(ev, name, dt, chunk_events)
+        _resizable(f.require_group("samples"), "name", h5py.string_dtype(), 64)
+        _resizable(f["samples"], "label", np.int8, 64)
+        for name, dt in CHUNK_FIELDS.items():
+            _resizable(f.require_group("chunks"), name, dt, 256)
+        f.flush()
+
+    @property
+    def committed(self) -> int:
+        return int(self.f.attrs["committed_events"])
+
+    @property
+    def meta(self) -> dict:
+        return json.loads(self.f.attrs.get("meta", "{}"))
+
+    def _truncate_uncommitted(self) -> None:
+        n = self.committed
+        ev = self.f["events"]
+        npix = int(ev["offsets"][n])
+        ev["offsets"].resize((n + 1,))
+        for name in EVENT_FIELDS:
+            ev[name].resize((n,))
+        for name in ("index", "value"):
+            self.f["pixels"][name].resize((npix,))
+        keep = _committed_rows(self.f)
+        for name in CHUNK_FIELDS:
+            self.f["chunks"][name].resize((keep,))
+        self.f.flush()
+
+    def sample_index(self, name: str, label: int) -> int:
+        """Row of ``name`` in the sample table, added if new (label must match an existing row)."""
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in self.f["samples/name"][:]]
+        if name in names:
+            i = names.index(name)
+            if int(self.f["samples/label"][i]) != label:
+                raise ValueError(f"{self.path}: sample {name!r} already stored with label "
+                                 f"{int(self.f['samples/label'][i])}, not {label}")
+            return i
+        for ds, value in (("name", name), ("label", label)):
+            d = self.f["samples"][ds]
+            d.resize((len(names) + 1,))
+            d[len(names)] = value
+        return len(names)
+
+    def committed_chunks(self, sample: int) -> set[int]:
+        """Chunk numbers of ``sample`` already committed (a resumed run skips them)."""
+        s = self.f["chunks/sample"][:]
+        return set(self.f["chunks/chunk"][:][s == sample].tolist())
+
+    def selected(self, sample: int) -> int:
+        s = self.f["chunks/sample"][:]
+        return int(self.f["chunks/n_selected"][:][s == sample].sum())
+
+    def append(self, sample: int, chunk: int, events: dict, n_generated: int, sigma_pb: float) -> None:
+        """Write one chunk (``events``: idx/val lists of sparse images and the EVENT_FIELDS arrays but label
+        and sample), then move the commit counter past it: the counter is the last thing written."""
+        n0, k = self.committed, len(events["idx"])
+        ev, px = self.f["events"], self.f["pixels"]
+        p0 = int(ev["offsets"][n0])
+        counts = np.array([len(i) for i in events["idx"]], dtype=np.int64)
+        if k:
+            index = np.concatenate(events["idx"]).astype(np.int32)
+            value = np.concatenate(events["val"]).astype(np.float32)
+            px["index"].resize((p0 + len(index),))
+            px["index"][p0:] = index
+            px["value"].resize((p0 + len(value),))
+            px["value"][p0:] = value
+            ev["offsets"].resize((n0 + k + 1,))
+            ev["offsets"][n0 + 1:] = p0 + np.cumsum(counts)
+            label = int(self.f["samples/label"][sample])
+            fields = dict(events, label=np.full(k, label), sample=np.full(k, sample))
+            for name, dt in EVENT_FIELDS.items():
+                ev[name].resize((n0 + k,))
+                ev[name][n0:] = np.asarray(fields[name], dtype=dt)
+        row = {"sample": sample, "chunk": chunk, "event_stop": n0 + k, "n_generated": n_generated,
+               "n_selected": k, "sigma_pb": sigma_pb}
+        m = self.f["chunks/sample"].shape[0]
+        for name, value in row.items():
+            self.f["chunks"][name].resize((m + 1,))
+            self.f["chunks"][name][m] = value
+        self.f.flush()
+        self.f.attrs["committed_events"] = n0 + k
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_synthetic(path: str | Path, n_events: int, image_size: int, pixels_per_event: int = 300,
+                    chunk_events: int = 512, seed: int = 0) -> None:
+    """A store of random sparse images (half signal, half background) for reader tests and benchmarks.
+
+    Not physics: lit pixels are uniform, values exponential; jet quantities are random but pass the baseline.
+    """
+    rng = np.random.default_rng(seed)
+    npix = 3 * image_size * image_size
+    with StoreWriter(path, image_size, chunk_events=chunk_events, meta={"synthetic": True}) as w:
+        samples = [w.sample_index("synthetic_signal", 1), w.sample_index("synthetic_background", 0)]
+        for c, start in enumerate(range(0, n_events, chunk_events)):
+            k = min(chunk_events, n_events - start)
+            counts = rng.poisson(pixels_per_event, k)
+            idx = [np.unique(rng.integers(0, npix, m)).astype(np.int32) for m in counts]
+            ev = {"idx": idx, "val": [rng.exponential(5.0, len(i)).astype(np.float32) for i in idx],
+                  "gen_weight": np.ones(k), "njet": rng.integers(4, 12, k), "nb": rng.integers(1, 4, k),
+                  "ht": rng.uniform(1500, 3000, k), "mj": rng.uniform(500, 1500, k),
+                  "lead_jet_pt": rng.uniform(300, 1000, k)}
+            w.append(samples[c % 2], c // 2, ev, n_generated=10 * k, sigma_pb=1.0 if c % 2 else 0.01)
