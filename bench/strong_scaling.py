@@ -59,7 +59,9 @@ def open_data(cfg: Config) -> Data:
         split = split_counts(cfg.train_events, cfg.val_events, n_test)
     else:
         source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed)
-        split = split_fractions(len(source), cfg.seed, block=source.block, max_train=cfg.train_events,
+        # Split by event, not by the reader's block: generated and converted stores hold one sample per
+        # chunk, and whole-chunk splits of a small file can leave a class out of a split.
+        split = split_fractions(len(source), cfg.seed, block=1, max_train=cfg.train_events,
                                 max_val=cfg.val_events)
     labels, weights = source.labels, source.weights
     tw = np.zeros(len(source))
@@ -82,8 +84,11 @@ def check_fits(cfg: Config, data: Data, sizes: list[int]) -> None:
                          "training events: not one step per epoch")
     if len(data.split.train) < max(sizes):
         raise UsageError(f"{max(sizes)} ranks but only {len(data.split.train)} training events")
-    if len(data.split.val) == 0:
-        raise UsageError("no validation events (--val-events)")
+    val_labels = data.source.labels[data.split.val]
+    if len(np.unique(val_labels)) < 2:
+        raise UsageError(f"the {len(data.split.val)} validation events hold "
+                         f"{'no events' if len(val_labels) == 0 else 'one class only'}: AUC needs both "
+                         "(raise --val-events, or check the data file's labels)")
 
 
 def make_optimizer(cfg: Config, model):

@@ -1,0 +1,96 @@
+"""Spec: bench.strong_scaling trains on an HDF5 event store (--data FILE.h5) on one rank and under
+mpirun -np 2, recording the file, its deterministic split and the physics AUC; it trains on real Pythia
+events made by data.generate; bad data files exit 2 naming the file or flag and leave the records alone."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from data.store import write_synthetic
+from tests.fixtures_data import generated  # noqa: F401 - session fixture: small real dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--global-batch", "64", "--epochs", "2", "--threads", "1", "--val-events", "0", "--train-events", "0"]
+ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+       "OMPI_MCA_rmaps_base_oversubscribe": "1", "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "toy.h5"
+    write_synthetic(path, 640, 16, pixels_per_event=60, chunk_events=64, seed=3)
+    return path
+
+
+def run(args, out, n=1):
+    cmd = [sys.executable, "-m", "bench.strong_scaling", *args, "--out", str(out)]
+    if n > 1:
+        cmd = ["mpirun", "-np", str(n), *cmd]
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def records(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_one_rank_trains_on_a_store(store, tmp_path):
+    proc = run(["--data", str(store), "--image-size", "16", *ARGS], tmp_path / "r.jsonl")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (rec,) = records(tmp_path / "r.jsonl")
+    assert rec["data"]["kind"] == "hdf5" and rec["data"]["path"] == str(store.resolve())
+    assert rec["data"]["split"] == {"train": 384, "val": 128, "test": 128}  # 60/20/20 of 640
+    assert rec["train_events"] == 384 and rec["val_events"] == 128 and len(rec["auc"]) == 2
+
+
+@pytest.mark.mpi
+def test_two_ranks_train_on_a_store(store, tmp_path):
+    proc = run(["--data", str(store), "--image-size", "16", "--backend", "mpi", *ARGS], tmp_path / "r.jsonl", n=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (rec,) = records(tmp_path / "r.jsonl")
+    assert rec["world_size"] == 2 and rec["per_rank_batch"] == 32 and rec["data"]["kind"] == "hdf5"
+
+
+def test_trains_on_real_generated_events(generated, tmp_path):  # noqa: F811
+    proc = run(["--data", str(generated.path), "--image-size", "64", "--global-batch", "32", "--epochs", "2",
+                "--threads", "2", "--train-events", "0", "--val-events", "0"], tmp_path / "r.jsonl")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (rec,) = records(tmp_path / "r.jsonl")
+    assert rec["data"]["format"].startswith("hep-sparse-images")
+    assert {s["label"] for s in rec["data"]["samples"]} == {0, 1}
+    assert 0.0 <= rec["auc"][-1] <= 1.0
+
+
+def one_class(tmp_path, store):
+    path = tmp_path / "one.h5"
+    path.write_bytes(store.read_bytes())
+    with h5py.File(path, "a") as f:
+        f["events/label"][...] = np.ones_like(f["events/label"][...])
+    return path
+
+
+def truncated(tmp_path, store):
+    path = tmp_path / "cut.h5"
+    path.write_bytes(store.read_bytes()[: store.stat().st_size // 3])
+    return path
+
+
+@pytest.mark.parametrize("case,args,needle", [
+    ("size", ["--image-size", "32"], "--image-size"),
+    ("missing", ["--image-size", "16"], "nothere.h5"),
+    ("truncated", ["--image-size", "16"], "cut.h5"),
+    ("one_class", ["--image-size", "16"], "one.h5"),
+])
+def test_bad_data_files_exit_2(case, args, needle, store, tmp_path):
+    path = {"size": store, "missing": tmp_path / "nothere.h5", "truncated": truncated(tmp_path, store),
+            "one_class": one_class(tmp_path, store)}[case]
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"kept": true}\n')
+    proc = run(["--data", str(path), *args, *ARGS], out)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert needle in proc.stderr
+    assert out.read_text() == '{"kept": true}\n'
