@@ -118,18 +118,28 @@ def save(path: str, calibration: dict) -> None:
     Path(path).write_text(json.dumps(merged, indent=1) + "\n")
 
 
-class Calibration:
-    """The fits of a calibration file."""
+STATISTICS = {"median": statistics.median, "min": min}
 
-    def __init__(self, data: dict):
+
+class Calibration:
+    """The fits of a calibration file.
+
+    ``statistic`` reduces each batch's repeated step times: the median (default), or the minimum, which
+    is closer to the uncontended cost when other work shares the machine.
+    """
+
+    def __init__(self, data: dict, statistic: str = "median"):
         self.data = data
+        self.statistic = statistic
         self.host = data.get("host") or {}
         self.compute: dict[tuple, ComputeFit] = {}
         self.params: dict[tuple, int] = {}
         self.flops: dict[tuple, float] = {}
         for e in data.get("compute", []):
             k = (e["model"], e["image_size"], e["threads"])
-            self.compute[k] = fit_compute(e["batches"], e["step_s"])
+            times = ([STATISTICS[statistic](t) for t in e["samples"]] if e.get("samples")
+                     else e["step_s"])
+            self.compute[k] = fit_compute(e["batches"], times)
             self.params[(e["model"], e["image_size"])] = e["params"]
             self.flops[(e["model"], e["image_size"])] = e["flops_per_image"]
         ar = data.get("allreduce")
@@ -137,8 +147,8 @@ class Calibration:
                                              if ar else None)
 
     @classmethod
-    def load(cls, path: str) -> "Calibration":
-        return cls(json.loads(Path(path).read_text()))
+    def load(cls, path: str, statistic: str = "median") -> "Calibration":
+        return cls(json.loads(Path(path).read_text()), statistic)
 
     def compute_fit(self, model: str, image_size: int, threads: int) -> tuple[ComputeFit, str]:
         """The fit at ``threads``; else the nearest thread count scaled linearly (said in the note)."""

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads to calibrate at (records with other counts are scaled)")
     c.add_argument("--ar-max-bytes", type=int, default=64 << 20, help="largest allreduce message")
     c.add_argument("--ar-repeats", type=int, default=7)
+    c.add_argument("--statistic", choices=("median", "min"), default="median",
+                   help="reduction of repeated step times before the fit (min: least disturbed by other load)")
     c.add_argument("--no-allreduce", action="store_true", help="keep the stored allreduce timings")
     m = p.add_argument_group("projection")
     m.add_argument("--model", default="circpad")
@@ -232,15 +234,18 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(args.calibration):
         print(f"bench.project: no calibration at {args.calibration}; run with --calibrate first", file=sys.stderr)
         return 2
-    cal = Calibration.load(args.calibration)
+    cal = Calibration.load(args.calibration, args.statistic)
     records = []
     if args.records:
         from reports.records import load_records
         records, problems = load_records(args.records)
         for p in problems:
             print(f"warning: {p}", file=sys.stderr)
+    # This machine at its largest calibrated thread count; KNL from the per-core figure (fewest threads).
     threads = max(k[2] for k in cal.compute) if cal.compute else 1
-    print(f"calibration {args.calibration}: {cal.host.get('cpu_model')}, compute fits at {threads} thread(s):")
+    per_core = min(k[2] for k in cal.compute) if cal.compute else 1
+    print(f"calibration {args.calibration}: {cal.host.get('cpu_model')}, compute fits ({args.statistic} of "
+          "repeats):")
     for (model, size, t), fit in sorted(cal.compute.items()):
         flops = cal.flops[(model, size)]
         print(f"  {model:8s} {size:4d}px {t:2d} thr: t0 {fit.t0_s * 1e3:8.2f} ms, r_max {fit.r_max:9.1f} images/s "
@@ -248,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if cal.network:
         print(f"  allreduce (ring fit, 2 ranks on this host): alpha {cal.network.alpha_s * 1e6:.2f} us, "
               f"B {cal.network.bandwidth_Bps / 1e9:.2f} GB/s")
-    profiles = [local_profile(cal, threads), knl_profile(cal, threads, args)]
+    profiles = [local_profile(cal, threads), knl_profile(cal, per_core, args)]
     gpu = gpu_profile(records)
     if gpu:
         profiles.append(gpu)
