@@ -150,3 +150,19 @@ def test_measure_compute_smoke():
     from bench.perfmodel_calibrate import measure_compute
     e = measure_compute("compact", 16, [2, 4], repeats=1, threads=1, log=lambda *_: None)
     assert e["params"] > 0 and e["flops_per_image"] > 0 and len(e["step_s"]) == 2
+
+
+def test_gpu_record_adds_a_one_gpu_profile(tmp_path, capsys):
+    from pathlib import Path
+    cal_path = tmp_path / "cal.json"
+    cal_path.write_text(json.dumps(synthetic_calibration()))
+    gpu = Path(__file__).parent / "records" / "gpu.jsonl"
+    out = tmp_path / "p.jsonl"
+    assert project.main(["--calibration", str(cal_path), "--image-sizes", "64", "--records", str(gpu),
+                         "--plot", "", "--emit-records", str(out)]) == 0
+    assert "one GPU (titanrtx, measured)" in capsys.readouterr().out
+    records, problems = load_records([out])
+    gpu_proj = [r for r in records if r["device"] == "cuda"]
+    assert problems == [] and [r["nodes"] for r in gpu_proj] == [1]
+    rate = (32768 * 14 / 20.0 + 32768 * 14 / 22.0) / 2  # the fixture's two runs: medians 20 s and 22 s
+    assert gpu_proj[0]["epoch_s"][0] == pytest.approx(13 * 32768 / rate)
