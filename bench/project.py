@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--overlap", type=float, default=0.7,
                    help="horovod/ddp: fraction of backward that allreduces can hide behind")
     m.add_argument("--max-nodes", type=int, default=1024)
+    m.add_argument("--local-threads", type=int, default=0,
+                   help="thread count of the 'this machine' profile (default: the largest calibrated)")
     m.add_argument("--host-peak-gflops-per-core", type=float, default=0.0,
                    help="this machine's fp32 peak per core (default: MHz x 64 with AVX-512, x 32 without)")
     m.add_argument("--knl-peak-gflops", type=float, default=KNL_PEAK_GFLOPS)
@@ -100,10 +102,14 @@ def host_peak_per_core(cal: Calibration, override: float) -> float:
 
 
 def local_profile(cal: Calibration, threads: int) -> Profile:
-    fits = {k[:2]: f for k, f in cal.compute.items() if k[2] == threads}
-    return Profile(name="this machine", system=cal.host.get("cpu_model", "local"), compute=fits,
-                   network=cal.network, threads_per_rank=threads,
-                   estimate="network: 2 ranks on one host (shared memory), not a cluster interconnect")
+    fits, notes = {}, set()
+    for key in {k[:2] for k in cal.compute}:
+        fits[key], note = cal.compute_fit(*key, threads)
+        notes.add(note)
+    scaled = f"; compute {', '.join(sorted(n for n in notes if n))} to {threads}" if any(notes) else ""
+    return Profile(name=f"this machine ({threads} thread(s))", system=cal.host.get("cpu_model", "local"),
+                   compute=fits, network=cal.network, threads_per_rank=threads,
+                   estimate="network: 2 ranks on one host (shared memory), not a cluster interconnect" + scaled)
 
 
 def knl_profile(cal: Calibration, threads: int, args) -> Profile:
@@ -160,7 +166,7 @@ def print_curve(profile: Profile, case: Case, small: Case | None, nodes: list[in
     compact = project_curve(profile, small, nodes) if small else []
     print(f"\n## {profile.name}: {case.model} {case.image_size}x{case.image_size}, {case.params:,} params "
           f"({case.grad_bytes / 1e6:.1f} MB fp32 gradients), global batch {case.global_batch}, "
-          f"{case.events:,} events/epoch, {case.backend}")
+          f"{case.events:,} events/epoch" + (f", {case.backend}" if profile.device == "cpu" else ""))
     if profile.estimate:
         print(f"   {profile.estimate}")
     print(f"{'nodes':>6} {'b/rank':>8} {'compute s':>10} {'allred s':>9} {'exposed s':>10} {'epoch s':>9} "
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in problems:
             print(f"warning: {p}", file=sys.stderr)
     # This machine at its largest calibrated thread count; KNL from the per-core figure (fewest threads).
-    threads = max(k[2] for k in cal.compute) if cal.compute else 1
+    threads = args.local_threads or (max(k[2] for k in cal.compute) if cal.compute else 1)
     per_core = min(k[2] for k in cal.compute) if cal.compute else 1
     print(f"calibration {args.calibration}: {cal.host.get('cpu_model')}, compute fits ({args.statistic} of "
           "repeats):")
@@ -268,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             small = compact_case(profile, case, cal)
             steps = print_curve(profile, case, small, nodes)
             curves.append((profile, case, steps, small))
+            if profile.max_nodes == 1:
+                continue  # a measured single GPU: its records already are the point; nothing to project
             preset = "paper" if paper and case.image_size == 224 else "custom"
-            emitted += [projected_record(profile, case, s, preset, args.backend if profile.device == "cpu"
-                                         else "none", sweep_id) for s in steps]
+            emitted += [projected_record(profile, case, s, preset, args.backend, sweep_id) for s in steps]
     if records:
         valid, lines = validate(records, cal, args.overlap)
         print("\n## projected vs measured (each run at its own configuration; projection has no data wait)")
