@@ -1,0 +1,299 @@
+"""Project epoch time, speedup and efficiency at 1 ... 1024 nodes from a calibrated performance model.
+
+    python -m bench.project --calibrate                 # measure compute and allreduce here (minutes)
+    python -m bench.project                             # table + plot: this machine, Nurion KNL (estimate)
+    python -m bench.project --records results/*.jsonl   # + projected vs measured for every run in them
+    python -m bench.project --emit-records results/projected.jsonl   # dashed "projected" curves in reports
+
+The model is in bench/perfmodel.py; measurements in bench/perfmodel_calibrate.py; docs/projection.md says
+what is assumed. The KNL figures are an estimate: this machine's measured compute scaled by the ratio of
+peak flops per core, and Omni-Path's nominal latency and bandwidth.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from bench.perfmodel import (AllreduceFit, Case, ComputeFit, Profile, powers_of_two, project_curve,
+                             project_step, speedup_efficiency, with_compression)
+from bench.perfmodel_calibrate import Calibration
+
+# Nurion KNL node (SPEC.md): Xeon Phi 7250, 68 cores x 1.4 GHz x 64 fp32 flops/cycle (2 AVX-512 FMA units).
+KNL_PEAK_GFLOPS = 6000.0
+KNL_CORES = 68
+OPA_ALPHA_S = 1.5e-6  # Omni-Path MPI latency, 1-2 us
+OPA_BANDWIDTH_BPS = 12.5e9  # 100 Gb/s
+DEFAULT_COMPUTE = ("circpad:64", "circpad:224", "compact:64", "compact:224")
+
+
+def default_batches(model: str, image_size: int) -> list[int]:
+    if model == "compact":
+        return [8, 32, 128, 512] if image_size <= 64 else [4, 16, 64]
+    return [8, 16, 32, 64, 128] if image_size <= 64 else [2, 4, 8]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.project", description=__doc__.splitlines()[0])
+    p.add_argument("--calibration", default="results/calibration.json", help="calibration JSON (read/written)")
+    c = p.add_argument_group("calibration (--calibrate)")
+    c.add_argument("--calibrate", action="store_true", help="measure compute and allreduce here, then project")
+    c.add_argument("--compute", nargs="+", default=list(DEFAULT_COMPUTE), metavar="MODEL:SIZE",
+                   help="model:image_size pairs to time (default: %(default)s)")
+    c.add_argument("--batches", type=int, nargs="+", help="per-rank batches (default: by model and size)")
+    c.add_argument("--repeats", type=int, default=3, help="timed steps per batch (224px: at most 2)")
+    c.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
+                   help="torch threads to calibrate at (records with other counts are scaled)")
+    c.add_argument("--ar-max-bytes", type=int, default=64 << 20, help="largest allreduce message")
+    c.add_argument("--ar-repeats", type=int, default=7)
+    c.add_argument("--statistic", choices=("median", "min"), default="median",
+                   help="reduction of repeated step times before the fit (min: least disturbed by other load)")
+    c.add_argument("--no-allreduce", action="store_true", help="keep the stored allreduce timings")
+    m = p.add_argument_group("projection")
+    m.add_argument("--model", default="circpad")
+    m.add_argument("--image-sizes", type=int, nargs="+", default=[64, 224])
+    m.add_argument("--global-batch", type=int, default=32768)
+    m.add_argument("--events", type=int, default=450_000, help="training events per epoch")
+    m.add_argument("--backend", default="horovod", choices=("horovod", "ddp", "mpi"))
+    m.add_argument("--overlap", type=float, default=0.7,
+                   help="horovod/ddp: fraction of backward that allreduces can hide behind")
+    m.add_argument("--max-nodes", type=int, default=1024)
+    m.add_argument("--local-threads", type=int, default=0,
+                   help="thread count of the 'this machine' profile (default: the largest calibrated)")
+    m.add_argument("--host-peak-gflops-per-core", type=float, default=0.0,
+                   help="this machine's fp32 peak per core (default: MHz x 64 with AVX-512, x 32 without)")
+    m.add_argument("--knl-peak-gflops", type=float, default=KNL_PEAK_GFLOPS)
+    m.add_argument("--knl-alpha-us", type=float, default=OPA_ALPHA_S * 1e6)
+    m.add_argument("--knl-bandwidth-gbs", type=float, default=OPA_BANDWIDTH_BPS / 1e9)
+    p.add_argument("--records", nargs="+", default=[], metavar="FILE",
+                   help="measured records: project each run and compare; cuda records add a GPU profile")
+    p.add_argument("--emit-records", default="", metavar="OUT.jsonl", help="append projected records here")
+    p.add_argument("--plot", default="results/projection.png", help="figure path ('' for none)")
+    return p
+
+
+def calibrate(args) -> None:
+    from bench.perfmodel_calibrate import host_info, measure_allreduce, measure_compute, save
+    entries = []
+    for spec in args.compute:
+        model, size = spec.split(":")
+        size = int(size)
+        for threads in args.threads:
+            repeats = min(args.repeats, 2) if size >= 224 and model == "circpad" else args.repeats
+            entries.append(measure_compute(model, size, args.batches or default_batches(model, size),
+                                           repeats, threads))
+    allreduce = None
+    if not args.no_allreduce:
+        print(f"  allreduce: mpirun -np 2, 4 B ... {args.ar_max_bytes} B", flush=True)
+        allreduce = measure_allreduce(2, args.ar_max_bytes, args.ar_repeats)
+    save(args.calibration, {"host": host_info(), "compute": entries, "allreduce": allreduce})
+    print(f"calibration written to {args.calibration}")
+
+
+def host_peak_per_core(cal: Calibration, override: float) -> float:
+    if override:
+        return override
+    mhz = cal.host.get("cpu_mhz") or 2000.0
+    return mhz / 1000.0 * (64 if cal.host.get("avx512") else 32)
+
+
+def local_profile(cal: Calibration, threads: int) -> Profile:
+    fits, notes = {}, set()
+    for key in {k[:2] for k in cal.compute}:
+        fits[key], note = cal.compute_fit(*key, threads)
+        notes.add(note)
+    scaled = f"; compute {', '.join(sorted(n for n in notes if n))} to {threads}" if any(notes) else ""
+    return Profile(name=f"this machine ({threads} thread(s))", system=cal.host.get("cpu_model", "local"),
+                   compute=fits, network=cal.network, threads_per_rank=threads,
+                   estimate="network: 2 ranks on one host (shared memory), not a cluster interconnect" + scaled)
+
+
+def knl_profile(cal: Calibration, threads: int, args) -> Profile:
+    """Compute scaled by KNL peak / this machine's peak for the cores the fit used: an estimate."""
+    factor = args.knl_peak_gflops / (host_peak_per_core(cal, args.host_peak_gflops_per_core) * threads)
+    fits = {k[:2]: f.scaled(factor) for k, f in cal.compute.items() if k[2] == threads}
+    return Profile(name="Nurion KNL (estimate)", system="Nurion KNL", compute=fits,
+                   network=AllreduceFit(args.knl_alpha_us * 1e-6, args.knl_bandwidth_gbs * 1e9),
+                   threads_per_rank=KNL_CORES,
+                   estimate=f"ESTIMATE: compute = this machine's measured x {factor:.1f} (peak-flops ratio, "
+                            "assumes the same fraction of peak as here); Omni-Path alpha "
+                            f"{args.knl_alpha_us:g} us, B {args.knl_bandwidth_gbs:g} GB/s (nominal)")
+
+
+def gpu_profile(records: list[dict]) -> Profile | None:
+    gpu = [r for r in records if r["device"] == "cuda" and r["world_size"] == 1 and not r.get("projected")]
+    if not gpu:
+        return None
+    fits = {}
+    for key in {(r["model"], r["image_size"]) for r in gpu}:
+        rates = [r["train_events"] / statistics.median(r["epoch_s"]) for r in gpu
+                 if (r["model"], r["image_size"]) == key and r.get("train_events")]
+        if rates:
+            fits[key] = ComputeFit(0.0, statistics.median(rates))
+    return Profile(name=f"one GPU ({gpu[0]['system']}, measured)", system=gpu[0]["system"], compute=fits,
+                   network=AllreduceFit(0.0, 1.0), device="cuda", max_nodes=1,
+                   estimate="measured images/s of the given records; no scaling")
+
+
+def cases(args, cal: Calibration) -> list[Case]:
+    out = []
+    for size in args.image_sizes:
+        params = cal.params.get((args.model, size))
+        if params is None:
+            continue
+        out.append(Case(args.model, size, params, args.global_batch, args.events, args.backend,
+                        overlap=args.overlap))
+    return out
+
+
+def compact_case(profile: Profile, case: Case, cal: Calibration) -> Case | None:
+    """The same projection with the 43k-parameter compact CNN, when it is calibrated at this size."""
+    params = cal.params.get(("compact", case.image_size))
+    if case.model == "compact" or not params or ("compact", case.image_size) not in profile.compute:
+        return None
+    return replace(case, model="compact", params=params)
+
+
+def print_curve(profile: Profile, case: Case, small: Case | None, nodes: list[int]) -> list:
+    steps = project_curve(profile, case, nodes)
+    if not steps:
+        return []
+    fp16 = project_curve(profile, with_compression(case), nodes)
+    compact = project_curve(profile, small, nodes) if small else []
+    print(f"\n## {profile.name}: {case.model} {case.image_size}x{case.image_size}, {case.params:,} params "
+          f"({case.grad_bytes / 1e6:.1f} MB fp32 gradients), global batch {case.global_batch}, "
+          f"{case.events:,} events/epoch" + (f", {case.backend}" if profile.device == "cpu" else ""))
+    if profile.estimate:
+        print(f"   {profile.estimate}")
+    print(f"{'nodes':>6} {'b/rank':>8} {'compute s':>10} {'allred s':>9} {'exposed s':>10} {'epoch s':>9} "
+          f"{'speedup':>8} {'eff %':>6} | {'fp16 eff %':>10} | {'compact epoch s':>15} {'eff %':>6}")
+    se, se16 = speedup_efficiency(steps), speedup_efficiency(fp16)
+    sec = speedup_efficiency(compact) if compact else []
+    for i, s in enumerate(steps):
+        tail = f"{compact[i].epoch_s:15.3f} {100 * sec[i][1]:6.1f}" if compact else f"{'-':>15} {'-':>6}"
+        print(f"{s.nodes:6d} {s.per_rank_batch:8.0f} {s.compute_s:10.4f} {s.allreduce_s:9.4f} "
+              f"{s.exposed_s:10.4f} {s.epoch_s:9.2f} {se[i][0]:8.1f} {100 * se[i][1]:6.1f} | "
+              f"{100 * se16[i][1]:10.1f} | {tail}")
+    return steps
+
+
+def projected_record(profile: Profile, case: Case, step, preset: str, backend: str, sweep_id: str) -> dict:
+    train_events = step.steps_per_epoch * case.global_batch
+    return {
+        "schema_version": 1, "run_id": uuid.uuid4().hex, "sweep_id": sweep_id,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "projected": True,
+        "label": f"projected by bench.project ({profile.name}){': ' + profile.estimate if profile.estimate else ''}",
+        "system": profile.system, "preset": preset, "backend": backend, "world_size": step.ranks,
+        "nodes": step.nodes, "ranks_per_node": profile.ranks_per_node,
+        "threads_per_rank": profile.threads_per_rank, "device": profile.device, "model": case.model,
+        "model_params": case.params, "image_size": case.image_size, "global_batch": case.global_batch,
+        "per_rank_batch": step.per_rank_batch, "steps_per_epoch": step.steps_per_epoch,
+        "train_events": train_events, "epoch_s": [step.epoch_s], "images_per_s": train_events / step.epoch_s,
+        "compute_s": step.steps_per_epoch * step.compute_s, "comm_s": step.steps_per_epoch * step.exposed_s,
+        "data_wait_s": 0.0,
+        "projection": {"allreduce_s_per_step": step.allreduce_s, "overlap": case.overlap,
+                       "grad_bytes": case.grad_bytes},
+    }
+
+
+def validate(records: list[dict], cal: Calibration, overlap: float) -> tuple[list[dict], list[str]]:
+    """Project every measured CPU run at its own configuration. Returns (projected records, table lines)."""
+    out, lines = [], []
+    lines.append(f"{'system':>24} {'backend':>8} {'model':>8} {'px':>4} {'G':>6} {'N':>3} {'thr':>3} "
+                 f"{'measured s':>10} {'projected s':>11} {'error %':>8}  note")
+    for r in records:
+        if r.get("projected") or r["device"] != "cpu":
+            continue
+        threads = r.get("threads_per_rank") or 1
+        try:
+            fit, note = cal.compute_fit(r["model"], r["image_size"], threads)
+        except KeyError as err:
+            lines.append(f"  skipped {r.get('_source', r['run_id'])}: {err}")
+            continue
+        n = r["world_size"]
+        profile = Profile("measured run", r["system"], {(r["model"], r["image_size"]): fit}, cal.network,
+                          threads_per_rank=threads)
+        steps = r.get("steps_per_epoch") or r["train_events"] // r["global_batch"]
+        backend = r["backend"] if r["backend"] != "none" else "mpi"
+        case = Case(r["model"], r["image_size"], r.get("model_params") or cal.params[(r["model"], r["image_size"])],
+                    r["global_batch"], steps * r["global_batch"], backend, overlap=overlap)
+        step = project_step(profile, case, n)
+        measured = statistics.median(r["epoch_s"])
+        err = 100 * (step.epoch_s - measured) / measured
+        lines.append(f"{r['system'][:24]:>24} {r['backend']:>8} {r['model']:>8} {r['image_size']:4d} "
+                     f"{r['global_batch']:6d} {n:3d} {threads:3d} {measured:10.2f} {step.epoch_s:11.2f} "
+                     f"{err:+8.1f}  {note}")
+        rec = projected_record(profile, case, step, r["preset"], r["backend"], None)
+        rec["nodes"], rec["validates_run_id"] = r.get("nodes") or n, r["run_id"]
+        out.append(rec)
+    return out, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.calibrate:
+        calibrate(args)
+    if not os.path.isfile(args.calibration):
+        print(f"bench.project: no calibration at {args.calibration}; run with --calibrate first", file=sys.stderr)
+        return 2
+    cal = Calibration.load(args.calibration, args.statistic)
+    records = []
+    if args.records:
+        from reports.records import load_records
+        records, problems = load_records(args.records)
+        for p in problems:
+            print(f"warning: {p}", file=sys.stderr)
+    # This machine at its largest calibrated thread count; KNL from the per-core figure (fewest threads).
+    threads = args.local_threads or (max(k[2] for k in cal.compute) if cal.compute else 1)
+    per_core = min(k[2] for k in cal.compute) if cal.compute else 1
+    print(f"calibration {args.calibration}: {cal.host.get('cpu_model')}, compute fits ({args.statistic} of "
+          "repeats):")
+    for (model, size, t), fit in sorted(cal.compute.items()):
+        flops = cal.flops[(model, size)]
+        print(f"  {model:8s} {size:4d}px {t:2d} thr: t0 {fit.t0_s * 1e3:8.2f} ms, r_max {fit.r_max:9.1f} images/s "
+              f"({fit.r_max * flops / 1e9:6.1f} GFLOP/s, {flops / 1e9:.2f} GFLOP/image)")
+    if cal.network:
+        print(f"  allreduce (ring fit, 2 ranks on this host): alpha {cal.network.alpha_s * 1e6:.2f} us, "
+              f"B {cal.network.bandwidth_Bps / 1e9:.2f} GB/s")
+    profiles = [local_profile(cal, threads), knl_profile(cal, per_core, args)]
+    gpu = gpu_profile(records)
+    if gpu:
+        profiles.append(gpu)
+    nodes = powers_of_two(args.max_nodes)
+    curves, emitted = [], []
+    sweep_id = uuid.uuid4().hex
+    paper = args.global_batch == 32768 and args.events == 450_000
+    for profile in profiles:
+        for case in cases(args, cal):
+            if (case.model, case.image_size) not in profile.compute:
+                continue
+            small = compact_case(profile, case, cal)
+            steps = print_curve(profile, case, small, nodes)
+            curves.append((profile, case, steps, small))
+            if profile.max_nodes == 1:
+                continue  # a measured single GPU: its records already are the point; nothing to project
+            preset = "paper" if paper and case.image_size == 224 else "custom"
+            emitted += [projected_record(profile, case, s, preset, args.backend, sweep_id) for s in steps]
+    if records:
+        valid, lines = validate(records, cal, args.overlap)
+        print("\n## projected vs measured (each run at its own configuration; projection has no data wait)")
+        print("\n".join(lines))
+        emitted += valid
+    if args.plot and curves:
+        from bench.perfmodel_plot import plot_curves
+        plot_curves(curves, args.plot)
+        print(f"\nfigure: {args.plot}")
+    if args.emit_records:
+        from bench.records import append_record
+        for rec in emitted:
+            append_record(args.emit_records, rec)
+        print(f"{len(emitted)} projected records appended to {args.emit_records}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Write job scripts for a strong-scaling study.
+
+    python -m launchers.make {slurm,pbs,local} --nodes 1 2 4 ... 1024 [options] -- [bench.strong_scaling flags]
+
+``--mode jobs`` (default for slurm/pbs) writes one script per node count plus ``submit_all.sh``;
+``--mode sweep`` writes one script that allocates the largest node count and runs ``--sweep`` in it
+(1, 2, 4, ... ranks, one record each). ``local`` always writes one sweep script for this machine.
+
+The flags after ``--`` go to ``bench.strong_scaling`` unchanged. They are checked now, with the
+benchmark's own parser and validation (``bench.config``): a flag it does not know, a bad value, or a
+global batch that the rank counts do not divide exits with status 2 and names the flag, before any
+file is written. ``--threads``, ``--out`` and ``--sweep`` belong to the launcher (``--threads-per-rank``,
+``--records``, ``--mode``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import stat
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from launchers.scripts import Job, bench_args, local, pbs, slurm, submit_all, sweep_sizes
+
+SCHEDULERS = ("slurm", "pbs", "local")
+OWNED = {"--threads": "--threads-per-rank", "--out": "--records", "--sweep": "--mode sweep"}
+KNL_CORES = 68  # Nurion's Xeon Phi 7250
+
+
+class LaunchError(ValueError):
+    """Bad launcher input; the message names the flag. Exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m launchers.make", description=__doc__.splitlines()[0],
+                                epilog="Flags after -- go to bench.strong_scaling (checked now).")
+    p.add_argument("scheduler", choices=SCHEDULERS)
+    p.add_argument("--nodes", type=int, nargs="+", required=True, metavar="N",
+                   help="node counts (local: one host runs max(N) x R ranks)")
+    p.add_argument("--ranks-per-node", type=int, default=1, metavar="R")
+    p.add_argument("--cores-per-node", type=int, default=0, metavar="C",
+                   help=f"cores of a node (default: {KNL_CORES}, a Nurion KNL node; local: this machine's)")
+    p.add_argument("--threads-per-rank", type=int, default=0, metavar="T",
+                   help="torch threads per rank (default: cores per node / R)")
+    p.add_argument("--queue", default="", help="Slurm partition / PBS queue (Nurion: normal, flat, ...)")
+    p.add_argument("--account", default="", help="Slurm account / PBS project (-A)")
+    p.add_argument("--walltime", default="01:00:00", metavar="HH:MM:SS")
+    p.add_argument("--mode", choices=("jobs", "sweep"), default="",
+                   help="jobs: one job per node count; sweep: one allocation of the largest count "
+                        "running --sweep (default: jobs; local: sweep)")
+    p.add_argument("--records", default="results/records.jsonl",
+                   help="records file the runs append to (relative to the submission directory)")
+    p.add_argument("--job-name", default="multijet")
+    p.add_argument("--python", default="",
+                   help="interpreter in the scripts (default: .venv/bin/python; local: this one)")
+    p.add_argument("--mpi", choices=("intel", "openmpi"), default="intel",
+                   help="PBS: the MPI whose mpirun the script uses (Nurion: Intel MPI)")
+    p.add_argument("--mcdram-flat", action="store_true",
+                   help="PBS: run ranks under numactl --preferred=1 (KNL in flat memory mode)")
+    p.add_argument("--out-dir", default="results/jobs", help="where the scripts are written")
+    return p
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def check_bench_flags(flags: list[str], world_sizes: list[int]) -> None:
+    """Parse and validate the pass-through flags as bench.strong_scaling would, for every world size.
+
+    Raises LaunchError naming the offending flag.
+    """
+    from bench.config import UsageError, build_parser as bench_parser, parse_config
+
+    for word in flags:
+        name = word.split("=", 1)[0]
+        if name in OWNED:
+            raise LaunchError(f"{name} is set by the launcher; use {OWNED[name]} instead")
+    parser = bench_parser()
+    parser.exit_on_error = False
+    try:
+        _, unknown = parser.parse_known_args(flags)
+    except argparse.ArgumentError as err:
+        raise LaunchError(f"bench.strong_scaling flag {err.argument_name}: {err.message}") from None
+    if unknown:
+        raise LaunchError(f"bench.strong_scaling does not accept {unknown[0]!r} "
+                          "(see python -m bench.strong_scaling --help)")
+    try:
+        cfg = parse_config(flags)
+    except UsageError as err:
+        raise LaunchError(f"bench.strong_scaling: {err}") from None
+    for n in world_sizes:
+        if cfg.global_batch % n:
+            raise LaunchError(f"--global-batch {cfg.global_batch} is not divisible by {n} ranks")
+        if cfg.micro_batch and (cfg.global_batch // n) % cfg.micro_batch:
+            raise LaunchError(f"--micro-batch {cfg.micro_batch} does not divide the per-rank batch "
+                              f"{cfg.global_batch // n} at {n} ranks")
+
+
+def world_sizes(jobs: list[Job]) -> list[int]:
+    sizes = set()
+    for job in jobs:
+        sizes.update(sweep_sizes(job.ranks) if job.sweep else [job.ranks])
+    return sorted(sizes)
+
+
+def plan(args: argparse.Namespace, flags: list[str]) -> list[Job]:
+    """The jobs to write, checked. Raises LaunchError."""
+    if any(n < 1 for n in args.nodes):
+        raise LaunchError(f"--nodes must be positive, got {args.nodes}")
+    if args.ranks_per_node < 1:
+        raise LaunchError(f"--ranks-per-node must be positive, got {args.ranks_per_node}")
+    if not re.fullmatch(r"\d+:[0-5]\d:[0-5]\d", args.walltime):
+        raise LaunchError(f"--walltime must be HH:MM:SS, got {args.walltime!r}")
+    is_local = args.scheduler == "local"
+    cores = args.cores_per_node or ((os.cpu_count() or 1) if is_local else KNL_CORES)
+    ranks_here = max(args.nodes) * args.ranks_per_node if is_local else args.ranks_per_node
+    threads = args.threads_per_rank or max(1, cores // ranks_here)
+    if threads < 1:
+        raise LaunchError(f"--threads-per-rank must be positive, got {threads}")
+    if not is_local and threads * args.ranks_per_node > cores:
+        raise LaunchError(f"--ranks-per-node {args.ranks_per_node} x --threads-per-rank {threads} "
+                          f"exceeds --cores-per-node {cores}")
+    mode = args.mode or ("sweep" if is_local else "jobs")
+    if is_local and mode != "sweep":
+        raise LaunchError("--mode jobs needs a scheduler; local writes one sweep")
+    base = Job(nodes=max(args.nodes), ranks_per_node=args.ranks_per_node, threads_per_rank=threads,
+               cores_per_node=cores, walltime=args.walltime, records=args.records, flags=tuple(flags),
+               sweep=mode == "sweep", queue=args.queue, account=args.account, job_name=args.job_name,
+               log_dir=args.out_dir, mpi=args.mpi, mcdram_flat=args.mcdram_flat,
+               python=args.python or (sys.executable if is_local else ".venv/bin/python"))
+    jobs = [base] if mode == "sweep" else [replace(base, nodes=n) for n in sorted(set(args.nodes))]
+    check_bench_flags(flags, world_sizes(jobs))
+    return jobs
+
+
+def render(scheduler: str, job: Job, root: str) -> str:
+    if scheduler == "slurm":
+        return slurm(job)
+    if scheduler == "pbs":
+        return pbs(job)
+    return local(job, root)
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP)
+
+
+def main(argv: list[str] | None = None) -> int:
+    own, flags = split_argv(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
+    try:
+        jobs = plan(args, flags)
+    except LaunchError as err:
+        print(f"launchers.make: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root = str(Path.cwd().resolve())
+    suffix = {"slurm": "sbatch", "pbs": "pbs", "local": "sh"}[args.scheduler]
+    written = []
+    for job in jobs:
+        path = out / f"{job.name}.{suffix}"
+        write(path, render(args.scheduler, job, root))
+        written.append(path)
+    if args.scheduler != "local" and len(jobs) > 1:
+        path = out / "submit_all.sh"
+        write(path, submit_all(args.scheduler, [str(p) for p in written]))
+        written.append(path)
+    for path in written:
+        print(path)
+    print(f"flags for bench.strong_scaling: {' '.join(bench_args(jobs[0]))}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
