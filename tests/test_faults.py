@@ -88,3 +88,33 @@ def test_killed_rank_ends_the_job_within_30_seconds(backend, tmp_path):
     assert time.time() - t0 < 30, f"the job took {time.time() - t0:.0f} s to end"
     assert code != 0
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--global-batch", "65"], "not divisible by 2 ranks"),
+    (["--global-batch", "2", "--train-events", "1"], "training events"),
+    (["--global-batch", "64", "--micro-batch", "64"], "not divisible by --micro-batch"),
+])
+def test_bad_input_under_mpirun_exits_2(args, needle, tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"kept": true}\n')
+    base = ["--image-size", "16", "--val-events", "64", "--threads", "1", "--train-events", "256"]
+    proc = launch(["-m", "bench.strong_scaling", *base, *args, "--backend", "mpi", "--out", str(out)])
+    code, log = finish(proc, timeout=120)
+    assert code == 2 and needle in log
+    assert log.count(needle) == 1  # said once, by rank 0
+    assert out.read_text() == '{"kept": true}\n'
+
+
+def test_two_jobs_sharing_the_cores_each_record_their_own_figures(tmp_path):
+    out = tmp_path / "shared.jsonl"
+    jobs = [launch(["-m", "bench.strong_scaling", *ARGS, "--epochs", "2", "--backend", "mpi",
+                    "--system", f"job-{k}", "--out", str(out)]) for k in (1, 2)]
+    for job in jobs:
+        code, log = finish(job, timeout=300)
+        assert code == 0, log[-3000:]
+    import json
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["system"] for r in recs) == ["job-1", "job-2"]
+    assert all(r["world_size"] == 2 and r["images_per_s"] > 0 for r in recs)
+    assert recs[0]["run_id"] != recs[1]["run_id"]
