@@ -46,8 +46,13 @@ def config_label(config: tuple, fields=CONFIG_FIELDS) -> str:
 
 
 def nodes_of(rec: dict) -> int:
-    """Node count of a run: ``nodes``, or ``world_size`` in records that lack it."""
-    return rec["nodes"] if rec.get("nodes") is not None else rec["world_size"]
+    """The scaling coordinate of a run: its number of ranks.
+
+    With one rank per node (the study's KNL runs, the launchers' default) this is the node count. Keying on
+    ranks, not on ``nodes``, keeps the points of a sweep inside one node (1, 2, 4 ranks on a workstation,
+    or the first points of a multi-rank-per-node sweep) apart instead of merging them as repeats.
+    """
+    return rec["world_size"]
 
 
 def run_epoch_s(rec: dict) -> float:

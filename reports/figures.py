@@ -62,7 +62,7 @@ class Styler:
                     markerfacecolor="white" if projected else colour, markersize=7, linewidth=1.8, capsize=3)
 
 
-def _node_axis(ax, nodes, label="Nodes"):
+def _node_axis(ax, nodes, label="Ranks (= nodes at one rank per node)"):
     nodes = sorted(set(nodes))
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(nodes))
@@ -215,7 +215,7 @@ def time_breakdown(rows, styler, out):
             ax.set_xticks(xs, [str(p["nodes"]) for p in pts])
             pad = max(0, (4 - len(pts)) / 2)  # keep bars of a one- or two-point panel from filling it
             ax.set_xlim(-0.6 - pad, len(pts) - 0.4 + pad)
-            ax.set_xlabel("Nodes")
+            ax.set_xlabel("Ranks (= nodes at one rank per node)")
             ax.set_ylabel("Time per epoch (s)")
             ax.set_title(config_label(config) + (" (projected)" if projected else ""), fontsize="medium")
         handles, labels = axes.flat[0].get_legend_handles_labels()
