@@ -116,6 +116,10 @@ def init_world() -> World:
     if not under_launcher():
         return World(rank=0, size=1, local_rank=0, local_size=1, nodes=1, ranks_per_node=1,
                      hosts=(socket.gethostname(),))
+    # Open MPI: a rank waiting in MPI yields its core. Horovod's background thread waits in MPI on the same
+    # core as the rank's compute threads; spinning there cost a third of the 2-rank throughput on a
+    # 2-core machine (benchmarks/bench_two_rank_efficiency.py). Read at MPI_Init; a user's setting wins.
+    os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     from mpi4py import MPI
     return _world_from(MPI.COMM_WORLD)
 

@@ -290,11 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         if sub is not None:
             try:
                 record = run(cfg, sub, backend, device, threads, data, sweep_id)
-            except (NonFiniteLoss, UsageError) as exc:  # not a valid result: nothing is recorded
+            except (NonFiniteLoss, UsageError, DataError) as exc:  # not a valid result: nothing recorded
+                code = 1 if isinstance(exc, NonFiniteLoss) else 2
                 if world.size == 1:
-                    return fail(world, str(exc))
+                    fail(world, str(exc))
+                    return code
                 print(f"error: rank {world.rank}: {exc}; no record written", file=sys.stderr, flush=True)
-                world.abort(2 if isinstance(exc, UsageError) else 1)
+                world.abort(code)
             if record is not None:
                 append_record(cfg.out, record)
                 rate = record["images_per_s"]

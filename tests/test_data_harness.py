@@ -2,7 +2,6 @@
 mpirun -np 2, recording the file, its deterministic split and the physics AUC; it trains on real Pythia
 events made by data.generate; bad data files exit 2 naming the file or flag and leave the records alone."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +12,10 @@ import pytest
 
 from data.store import write_synthetic
 from tests.fixtures_data import generated  # noqa: F401 - session fixture: small real dataset
+from tests.mpi_env import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--global-batch", "64", "--epochs", "2", "--threads", "1", "--val-events", "0", "--train-events", "0"]
-ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-       "OMPI_MCA_rmaps_base_oversubscribe": "1", "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +29,7 @@ def run(args, out, n=1):
     cmd = [sys.executable, "-m", "bench.strong_scaling", *args, "--out", str(out)]
     if n > 1:
         cmd = ["mpirun", "-np", str(n), *cmd]
-    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
 
 
 def records(path):
@@ -79,15 +77,49 @@ def truncated(tmp_path, store):
     return path
 
 
+def edited(tmp_path, store, name, edit):
+    path = tmp_path / f"{name}.h5"
+    path.write_bytes(store.read_bytes())
+    with h5py.File(path, "a") as f:
+        edit(f)
+    return path
+
+
+def wrong_layout(tmp_path):
+    path = tmp_path / "layout.h5"
+    with h5py.File(path, "w") as f:
+        f["something/else"] = np.zeros((10, 4))
+    return path
+
+
+def set_values(dataset, value):
+    def edit(f):
+        f[dataset][:20] = value
+    return edit
+
+
+BAD_FILES = {
+    "size": lambda tmp, store: store,
+    "missing": lambda tmp, store: tmp / "nothere.h5",
+    "truncated": truncated,
+    "one_class": one_class,
+    "layout": lambda tmp, store: wrong_layout(tmp),
+    "nan_pixels": lambda tmp, store: edited(tmp, store, "nan", set_values("pixels/value", np.nan)),
+    "negative_weight": lambda tmp, store: edited(tmp, store, "neg", set_values("events/gen_weight", -1.0)),
+}
+
+
 @pytest.mark.parametrize("case,args,needle", [
     ("size", ["--image-size", "32"], "--image-size"),
     ("missing", ["--image-size", "16"], "nothere.h5"),
     ("truncated", ["--image-size", "16"], "cut.h5"),
     ("one_class", ["--image-size", "16"], "one.h5"),
+    ("layout", ["--image-size", "16"], "layout.h5"),
+    ("nan_pixels", ["--image-size", "16"], "pixels/value"),  # found while training: still exit 2
+    ("negative_weight", ["--image-size", "16"], "gen_weight"),
 ])
 def test_bad_data_files_exit_2(case, args, needle, store, tmp_path):
-    path = {"size": store, "missing": tmp_path / "nothere.h5", "truncated": truncated(tmp_path, store),
-            "one_class": one_class(tmp_path, store)}[case]
+    path = BAD_FILES[case](tmp_path, store)
     out = tmp_path / "r.jsonl"
     out.write_text('{"kept": true}\n')
     proc = run(["--data", str(path), *args, *ARGS], out)

@@ -12,19 +12,17 @@ from pathlib import Path
 import pytest
 
 from bench.backends import available
+from tests.mpi_env import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.mpi
 BACKENDS = ["mpi", "ddp", "horovod"]
 ARGS = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "--val-events", "64",
         "--threads", "1"]
-ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-       "OMPI_MCA_rmaps_base_oversubscribe": "1",
-           "PYTHONPATH": str(ROOT)}
 
 
 def launch(args):
-    return subprocess.Popen(["mpirun", "-np", "2", sys.executable, *args], cwd=ROOT, env=ENV,
+    return subprocess.Popen(["mpirun", "-np", "2", sys.executable, *args], cwd=ROOT, env=MPI_ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

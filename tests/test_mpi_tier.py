@@ -3,17 +3,16 @@ same weights as one rank accumulating 2 micro-batches of b (dropout off, same se
 exactly one record with world_size 2; --sweep at 2 ranks writes records for 1 and 2 ranks sharing a sweep
 id; each rank's epoch shard is disjoint from the others and together they are complete."""
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from bench.backends import available
+from tests.mpi_env import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.mpi
@@ -25,11 +24,8 @@ TINY = ["--image-size", "16", "--global-batch", "64", "--micro-batch", "32", "--
 def mpirun(n, args, timeout=240):
     if shutil.which("mpirun") is None:
         pytest.fail("mpirun not found: the distributed tier needs Open MPI (scripts/setup.sh installs it)")
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1",
-           "PYTHONPATH": str(ROOT)}
     cmd = ["mpirun", "-np", str(n), sys.executable, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def train(tmp_path, name, extra, n=None):

@@ -3,12 +3,12 @@ gives the same losses and AUC as an uninterrupted run (CPU, same seed); a checkp
 configuration is refused naming the flags; a sweep re-run with the same records file and sweep id skips
 the points already recorded."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.mpi_env import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "--val-events", "128",
@@ -17,11 +17,9 @@ TINY = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "
 
 def run(args, out, mpi=False, check=True):
     cmd = [sys.executable, "-m", "bench.strong_scaling", *TINY, *args, "--out", str(out)]
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "PYTHONPATH": str(ROOT)}
     if mpi:
         cmd = ["mpirun", "-np", "2", *cmd]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
