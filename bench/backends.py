@@ -135,7 +135,6 @@ class MpiSync(GradSync):
         for p in params:  # gradients live inside the fused buffer: no copy in or out
             p.grad = self.flat[off:off + p.numel()].view_as(p)
             off += p.numel()
-        self.host = self.flat if self.flat.device.type == "cpu" else None
         self.loss_scale = 1.0 / self.world.size
         return model, optimizer
 
@@ -143,9 +142,9 @@ class MpiSync(GradSync):
         from mpi4py import MPI
         t0 = time.perf_counter()
         if self.world.size > 1:
-            buf = self.flat.numpy() if self.host is not None else self.flat.cpu().numpy()
+            buf = self.flat.numpy() if self.flat.is_cpu else self.flat.cpu().numpy()
             self.world.mpi.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)  # a mean: losses carry 1/N
-            if self.host is None:
+            if not self.flat.is_cpu:
                 self.flat.copy_(torch.from_numpy(buf))
         return time.perf_counter() - t0
 

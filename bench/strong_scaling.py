@@ -175,7 +175,6 @@ def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs
     from bench.environment import cpu_model, environment, git_rev
 
     measured = epochs[1:]
-    epoch_s = [world.allreduce_max(t.epoch_s) for t in epochs]
     steps = [s for t in measured for s in t.step_s]
     n_measured = max(1, len(measured))
     mine = {
@@ -185,17 +184,19 @@ def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs
         "comm": sum(t.comm_s for t in measured) / n_measured,
         "wait": sum(t.data_wait_s for t in measured) / n_measured,
         "steps": steps,
+        "epoch_s": [t.epoch_s for t in epochs],
         "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
     ranks = world.gather(mine)
     if not world.is_root:
         return None
+    epoch_s = [max(times) for times in zip(*(r["epoch_s"] for r in ranks))]  # the slowest rank's clock
     slowest = max(ranks, key=lambda r: r["busy"])
     all_steps = [s for r in ranks for s in r["steps"]]
     steps_per_epoch = len(epochs[0].step_s)
     train_events = steps_per_epoch * cfg.global_batch
-    import torch
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    env = environment(world.hosts, mpi_library())
+    gpu = env["gpu_name"] if device.type == "cuda" else None
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex,
@@ -236,7 +237,7 @@ def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs
         "auc": aucs,
         "val_loss": losses,
         "peak_rss_bytes": max(r["rss"] for r in ranks),
-        "env": environment(world.hosts, mpi_library()),
+        "env": env,
     }
 
 
