@@ -53,3 +53,44 @@ def load(path: str, cfg: Config, world) -> dict | None:
                          f"({', '.join(diff)}); remove it or match those flags")
     torch.set_rng_state(state["rng"][world.rank])
     return state
+
+
+MODEL_FORMAT = "multijet-bench-model"
+
+
+def model_path(cfg: Config, world_size: int, sweep: bool) -> str:
+    """``--save-model`` for a run of ``world_size`` ranks: ``{ranks}`` in the path is replaced; in a sweep
+    without it, ``-<N>ranks`` goes before the suffix so the sweep's points do not overwrite each other."""
+    path = cfg.save_model
+    if "{ranks}" in path:
+        return path.replace("{ranks}", str(world_size))
+    if not sweep:
+        return path
+    root, ext = os.path.splitext(path)
+    return f"{root}-{world_size}ranks{ext}"
+
+
+def save_model(path: str, cfg: Config, model, world_size: int, run_id: str, data: dict) -> None:
+    """The final weights with what ``bench.evaluate`` needs to rebuild the model and its test split."""
+    state = {"format": MODEL_FORMAT, "version": 1, "state_dict": model.state_dict(), "config": as_dict(cfg),
+             "world_size": world_size, "run_id": run_id, "data": data}
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: str) -> dict:
+    """A ``--save-model`` file as a dict (``state_dict``, ``config``, ``world_size``, ``run_id``, ``data``).
+
+    Raises UsageError naming the file when it is missing or not such a file.
+    """
+    if not os.path.isfile(path):
+        raise UsageError(f"--model-weights {path}: no such file")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise UsageError(f"--model-weights {path}: cannot be read ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        raise UsageError(f"--model-weights {path}: not a model file written by bench.strong_scaling "
+                         "--save-model (it carries the configuration the evaluation needs)")
+    return state

@@ -44,7 +44,9 @@ class Config:
     seed: int = _f(1234, "seed of data order, initial weights and the synthetic events")
     prefetch: int = _f(2, "batches prepared ahead by the background loader")
     out: str = _f("results/records.jsonl", "JSON-lines file the run record is appended to")
-    save_model: str = _f("", "write the final weights to this path (empty: do not)")
+    save_model: str = _f("", "write the final weights and the configuration to this path, for "
+                             "bench.evaluate ({ranks} is replaced by the world size; in a sweep without it "
+                             "-<N>ranks is added before the suffix; empty: do not)")
     system: str = _f("", "name of this machine kind in the records (empty: the CPU model or GPU name)")
     sweep: bool = _f(False, "measure every power of two of ranks up to the allocation (plus its size), "
                             "each on its own sub-communicator, one record each", flag=True)
@@ -143,3 +145,10 @@ def validate(cfg: Config) -> None:
 
 def as_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict) -> Config:
+    """The Config a record or model file was written with; fields this version lacks are dropped and
+    fields it added since take their defaults."""
+    known = {f.name for f in fields(Config)}
+    return Config(**{k: v for k, v in d.items() if k in known})

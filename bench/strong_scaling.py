@@ -163,10 +163,36 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     finally:
         bar.close()
         sync.close()
-    if cfg.save_model and world.is_root:
-        torch.save(net.state_dict(), cfg.save_model)
-    return summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses,
-                     models.count_parameters(net), per_rank, micro)
+    physics = test_comparison(net, data, world, device, batch=min(micro, 1024))
+    record = summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses,
+                       models.count_parameters(net), per_rank, micro)
+    if record is not None:
+        record["test_auc"] = physics.get("auc")
+        record["physics"] = physics
+        if cfg.save_model:
+            checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
+                                  cfg, net, world.size, record["run_id"], record["data"])
+    return record
+
+
+def test_comparison(net, data: Data, world: World, device, batch: int) -> dict | None:
+    """The trained model on the test split: AUC, and against the cut-based selection where the source has
+    jet quantities (bench/physics.py). Outside the timed region. Collective; the dict on rank 0 only."""
+    from bench import physics
+    from bench.train import score_events
+
+    scored = score_events(net, data.source, data.split.test, world, device, batch)
+    if scored is None:
+        return None
+    idx, scores = scored
+    y, w = data.source.labels[idx], data.source.weights[idx]
+    if len(np.unique(y)) < 2:
+        return {"auc": None, "unavailable": f"the {len(idx)} test events hold one class only"}
+    try:
+        cmp, roc, flow = physics.on_source(data.source, idx, scores)
+    except DataError as exc:  # a dense file: no jet quantities, so no cut-based selection
+        return {"auc": physics.auc(y, scores, w), "unavailable": str(exc)}
+    return {**cmp.asdict(), "roc": roc, "cut_flow": flow}
 
 
 def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses, n_params,

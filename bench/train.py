@@ -107,22 +107,32 @@ def predict(model, source, indices: np.ndarray, device: torch.device, batch: int
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def score_events(model, source, indices: np.ndarray, world: World, device: torch.device,
+                 batch: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(indices, signal probabilities) of all ``indices``, on rank 0 (None elsewhere).
+
+    Each rank scores its own share; rank 0 gathers them. Collective.
+    """
+    from bench.sampler import val_shard
+
+    mine = val_shard(indices, world.size, world.rank)
+    parts = world.gather((mine, predict(model, source, mine, device, batch)))
+    if not world.is_root:
+        return None
+    return (np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]).astype(np.float64))
+
+
 def validate(model, source, val_indices: np.ndarray, train_weights: np.ndarray, world: World,
              device: torch.device, batch: int) -> tuple[float, float]:
     """(AUC with physical weights, loss with training weights) over the whole validation set.
 
-    Each rank scores its own part; rank 0 computes the figures over all parts. Collective; the returned
-    values are meaningful on rank 0 only (NaN elsewhere).
+    Collective; the returned values are meaningful on rank 0 only (NaN elsewhere).
     """
-    from bench.sampler import val_shard
-
-    mine = val_shard(val_indices, world.size, world.rank)
-    scores = predict(model, source, mine, device, batch)
-    parts = world.gather((mine, scores))
-    if not world.is_root:
+    scored = score_events(model, source, val_indices, world, device, batch)
+    if scored is None:
         return float("nan"), float("nan")
-    idx = np.concatenate([p[0] for p in parts])
-    score = np.concatenate([p[1] for p in parts]).astype(np.float64)
+    idx, score = scored
     from sklearn.metrics import log_loss, roc_auc_score
 
     y = source.labels[idx]

@@ -194,9 +194,15 @@ class SparseSource(_Base):
                    for i in range(len(t["name"]))]
         return self._describe(f"{st.FORMAT} v{int(self.f.attrs.get('format_version', 0))}", samples)
 
-    def event_table(self) -> dict[str, np.ndarray]:
-        """njet, nb, ht, mj, lead_jet_pt and sample index of every event (for the cut-based comparison)."""
-        return {**{k: np.asarray(v) for k, v in self._jets.items()}, "sample": self.sample.copy()}
+    @property
+    def samples(self) -> np.ndarray:
+        """Sample index (row of the samples table) of every event."""
+        return self.sample
+
+    def event_table(self, indices=None) -> dict[str, np.ndarray]:
+        """njet, nb, ht, mj, lead_jet_pt and sample index of the events ``indices`` (all: None)."""
+        sel = slice(None) if indices is None else np.asarray(indices, dtype=np.int64)
+        return {**{k: np.asarray(v)[sel] for k, v in self._jets.items()}, "sample": self.sample[sel].copy()}
 
 
 def _first(f: h5py.File, names: tuple[str, ...]) -> str | None:
@@ -276,6 +282,6 @@ class DenseSource(_Base):
     def describe(self) -> dict:
         return self._describe(self.layout, [])
 
-    def event_table(self) -> dict[str, np.ndarray]:
+    def event_table(self, indices=None) -> dict[str, np.ndarray]:
         raise DataError(f"{self.path}: dense layout {self.layout} holds no jet quantities (njet, nb, ht, mj); "
                         f"make a sparse store with data.generate or data.convert_delphes")

@@ -7,6 +7,9 @@ more than this harness needs.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import awkward as ak
 import fastjet
 import numpy as np
@@ -21,6 +24,24 @@ MATCH_DR = 0.4
 HT_MIN, NJET_MIN, NB_MIN, MJ_MIN = 1500.0, 4, 1, 500.0
 
 QUANTITIES = ("njet", "nb", "ht", "mj", "lead_jet_pt")
+
+
+class quiet_stdout:
+    """Redirect the C-level stdout (file descriptor 1) to /dev/null for a block."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self.saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 1)
+        os.close(self.saved)
+
+
+_banner_shown = False
 
 
 def _jagged_p4(p4s: list[np.ndarray]) -> ak.Array:
@@ -38,8 +59,14 @@ def cluster(p4s: list[np.ndarray], radius: float, min_pt: float) -> list[np.ndar
     """Anti-kT jets of each event, as (n, 4) px, py, pz, E arrays sorted by decreasing pT."""
     if not p4s:
         return []
+    global _banner_shown
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    jets = fastjet.ClusterSequence(_jagged_p4(p4s), jetdef).inclusive_jets(min_pt=min_pt)
+    if not _banner_shown:  # fastjet prints its banner to the C-level stdout on the first clustering
+        with quiet_stdout():
+            jets = fastjet.ClusterSequence(_jagged_p4(p4s), jetdef).inclusive_jets(min_pt=min_pt)
+        _banner_shown = True
+    else:
+        jets = fastjet.ClusterSequence(_jagged_p4(p4s), jetdef).inclusive_jets(min_pt=min_pt)
     offsets = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(jets)))])
     flat = np.stack([ak.to_numpy(ak.flatten(jets[f])) for f in ("px", "py", "pz", "E")], axis=1)
     out = []

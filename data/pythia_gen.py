@@ -6,13 +6,13 @@ worker makes it and whenever (a resumed run makes the chunks it has not committe
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from data import detector, jets
+from data.jets import quiet_stdout as _quiet_stdout
 
 SLHA_FILE = Path(__file__).with_name("slha") / "rpv_gluino_1400.slha"
 MB_TO_PB = 1e9
@@ -93,22 +93,6 @@ def make_pythia(settings, seed: int):
         if not py.init():
             raise RuntimeError(f"Pythia failed to initialise with {settings}")
     return py
-
-
-class _quiet_stdout:
-    """Redirect the C-level stdout (file descriptor 1) to /dev/null for a block."""
-
-    def __enter__(self):
-        import sys
-        sys.stdout.flush()
-        self.saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-
-    def __exit__(self, *exc):
-        os.dup2(self.saved, 1)
-        os.close(self.saved)
 
 
 def _heavy_digit(apid: np.ndarray, q: int) -> np.ndarray:

@@ -5,7 +5,7 @@ Each event is deterministic from (seed, event index) and made on the fly, at any
 Signal (RPV gluino pairs, m = 1400 GeV, each gluino -> t b s): about ten jets, two to four of them b
 jets, a high scalar sum of jet pT (HT) shared fairly evenly between jets. Background (QCD multi-jet, three
 HT slices with the reference study's cross sections and generated counts): fewer hard jets that carry
-most of the HT, occasional b jets. The classes overlap in jet count and HT, so the task is learnable but
+most of the HT, b jets from gluon splitting more often in busier events. The classes overlap in jet count and HT, so the task is learnable but
 not trivial.
 
 Each jet is a spray of particles around its axis; a charged hadron leaves a track (pT) plus most of its
@@ -32,6 +32,7 @@ _WEIGHT = np.array([s[2] / s[3] for s in SAMPLES])
 
 # Scale of reconstructed HT per sample [GeV]: (offset, exponential scale) for QCD, (mean, sd) for signal.
 _HT_SHAPE = {1: (1500.0, 150.0), 2: (1500.0, 250.0), 3: (1700.0, 380.0)}
+JET_MASS_OVER_PT = 0.12  # a typical R = 0.4 jet mass, for MJ in the toy's jet table
 _CHARGED, _PHOTON, _NEUTRAL = 0.62, 0.25, 0.13  # particle-type fractions inside a jet
 
 
@@ -64,7 +65,7 @@ def _jets(rng: np.random.Generator, sample: int) -> tuple[np.ndarray, np.ndarray
         n = int(np.clip(2 + rng.poisson(4.2), 3, 13))
         ht = offset + rng.exponential(scale)
         frac = rng.dirichlet(np.full(n, 0.75))
-        nb = min(n, rng.binomial(3, 0.18))
+        nb = rng.binomial(min(n, 6), 0.14)  # more jets, more gluon splittings to b pairs
         eta_sd = 1.35
     pt = ht * frac
     eta = np.clip(rng.normal(0.0, eta_sd, n), -2.4, 2.4)
@@ -120,7 +121,9 @@ class SyntheticSource:
         idx = np.arange(self.n_events)
         self.samples = sample_of(self.seed, idx)
         self.labels = np.array([SAMPLES[s][1] for s in range(len(SAMPLES))], dtype=np.float32)[self.samples]
-        self.weights = _WEIGHT[self.samples]
+        # Physical weights: xsec / generated of the study, times (study's selected events / toy events), so
+        # that a sample's weights sum to its selected cross section and yields at a luminosity make sense.
+        self.weights = _WEIGHT[self.samples] * (_SELECTED.sum() / max(self.n_events, 1))
 
     def __len__(self) -> int:
         return self.n_events
@@ -149,6 +152,34 @@ class SyntheticSource:
         indices = np.asarray(indices, dtype=np.int64)
         x = normalise(self.raw_images(indices), self.normalisation)
         return Batch(x=x, y=self.labels[indices], w=self.weights[indices])
+
+    def event_table(self, indices=None) -> dict[str, np.ndarray]:
+        """njet, nb, ht, mj, lead_jet_pt and sample of the events ``indices`` (all: None), from the toy's jets.
+
+        Jets below 30 GeV or outside |eta| < 2.4 are dropped, a jet's b flag is its tag, and MJ clusters the
+        jets (given a mass of JET_MASS_OVER_PT times their pT) into anti-kT R = 1.2 jets with fastjet, as for
+        generated events.
+        """
+        from data import jets
+
+        indices = np.arange(self.n_events) if indices is None else np.asarray(indices, dtype=np.int64)
+        out = {k: np.zeros(len(indices)) for k in jets.QUANTITIES}
+        p4s = []
+        for i, event in enumerate(indices):
+            rng = np.random.default_rng([self.seed, int(event)])
+            pt, eta, phi, is_b = _jets(rng, int(self.samples[event]))
+            keep = (pt > jets.JET_PT_MIN) & (np.abs(eta) < jets.JET_ETA_MAX)
+            pt, eta, phi, is_b = pt[keep], eta[keep], phi[keep], is_b[keep]
+            out["njet"][i], out["nb"][i], out["ht"][i] = len(pt), is_b.sum(), pt.sum()
+            out["lead_jet_pt"][i] = pt.max() if len(pt) else 0.0
+            mass = JET_MASS_OVER_PT * pt
+            p4s.append(np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta),
+                                 np.sqrt((pt * np.cosh(eta)) ** 2 + mass ** 2)], 1))
+        for i, fat in enumerate(jets.cluster(p4s, jets.FAT_R, 0.0)):
+            out["mj"][i] = jets.kinematics(fat)[3].sum() if len(fat) else 0.0
+        out["njet"] = out["njet"].astype(np.int32)
+        out["nb"] = out["nb"].astype(np.int32)
+        return {**out, "sample": self.samples[indices]}
 
     def describe(self) -> dict:
         return {"kind": "synthetic", "seed": self.seed, "n_events": self.n_events,

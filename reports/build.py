@@ -56,9 +56,17 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     names = figures.all_figures(rows, summary, ratios, args.out)
     tables = render.write_tables(args.out, rows, summary, ratios)
+    from reports import physics
+    entries = physics.entries_from_records(records)
+    if entries:  # runs whose records carry the comparison with the cut-based selection
+        physics.roc_figure(entries, args.out)
+        names.append("roc")
+        sizes = {e["image_size"] for e in entries}
+        physics.write_tables(entries, args.out, image_size=sizes.pop() if len(sizes) == 1 else None)
     blocks = render.report_blocks(
         sources=args.records, figures=names, tables=tables, envs=analysis.environments(records),
-        problems=problems, warnings=warnings, quick=any(r["preset"] == "quick" for r in records))
+        problems=problems, warnings=warnings, quick=any(r["preset"] == "quick" for r in records),
+        physics=physics.report_table(entries) if entries else None)
     index = render.write_reports(args.out, blocks)
 
     print(f"{len(records)} records, {len(rows)} points; report: {index}")

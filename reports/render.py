@@ -39,6 +39,10 @@ CAPTIONS = {
     "gpu_comparison": "CPU cluster vs one GPU: GPU epoch time / cluster epoch time at N nodes; above 1 the cluster "
                       "is faster. Ticks on the ratio-1 line mark where the cluster overtakes the GPU "
                       "(interpolated linearly in log2 N).",
+    "roc": "The CNN against the cut-based selection, on each run's test split with physical weights (like "
+           "Figure 2, left, of the study): one ROC curve per run, the cut-based signal region as a square, "
+           "each CNN's point at the region's background efficiency as a circle. Background efficiency on a log "
+           "scale.",
 }
 
 
@@ -173,7 +177,7 @@ def environment_table(envs) -> tuple[tuple, list[dict]]:
 
 # --- the report as blocks ------------------------------------------------------------------
 
-def report_blocks(*, sources, figures, tables, envs, problems, warnings, quick) -> list[tuple]:
+def report_blocks(*, sources, figures, tables, envs, problems, warnings, quick, physics=None) -> list[tuple]:
     """The report's content, in reading order, as (kind, ...) tuples."""
     blocks = [("h1", "Strong-scaling report"),
               ("p", "Built from " + ", ".join(map(str, sources)) + ". Each point is the median over repeated runs "
@@ -191,6 +195,14 @@ def report_blocks(*, sources, figures, tables, envs, problems, warnings, quick) 
                      "compute/comm/data-wait are seconds per epoch on the slowest rank; AUC after the last epoch. "
                      "Also in scaling.csv."),
                ("table", columns, table)]
+    if physics:
+        blocks += [("h2", "CNN against the cut-based selection"),
+                   ("p", "At the CNN threshold whose background efficiency is the largest not above the signal "
+                         "region's: the ratio of signal efficiencies and of s / sqrt(b), with bootstrap standard "
+                         "deviations, and the unweighted background events behind them (a handful means a rough "
+                         "ratio). The study: AUC 0.9914 (64x64) / 0.9903 (224x224), ratio 1.803 / 1.845, "
+                         "significance ratio 1.2. Every column is in physics.csv."),
+                   ("table", *physics)]
     blocks.append(("h2", "CPU cluster vs one GPU"))
     if "gpu_comparison" in tables:
         blocks += [("p", "ratio = GPU epoch time / cluster epoch time (>1: the cluster is faster). crossover: the "

@@ -43,6 +43,7 @@ def test_one_rank_trains_on_a_store(store, tmp_path):
     assert rec["data"]["kind"] == "hdf5" and rec["data"]["path"] == str(store.resolve())
     assert rec["data"]["split"] == {"train": 384, "val": 128, "test": 128}  # 60/20/20 of 640
     assert rec["train_events"] == 384 and rec["val_events"] == 128 and len(rec["auc"]) == 2
+    assert rec["physics"]["test_events"] == 128 and rec["physics"]["eff_ratio_err"] is not None
 
 
 @pytest.mark.mpi
@@ -61,6 +62,12 @@ def test_trains_on_real_generated_events(generated, tmp_path):  # noqa: F811
     assert rec["data"]["format"].startswith("hep-sparse-images")
     assert {s["label"] for s in rec["data"]["samples"]} == {0, 1}
     assert 0.0 <= rec["auc"][-1] <= 1.0
+    # The record carries the test-split comparison with the cut-based selection.
+    phys = rec["physics"]
+    assert phys["test_events"] == rec["data"]["split"]["test"] and rec["test_auc"] == phys["auc"]
+    assert 0 < phys["cut_signal_eff"] < 1 and phys["cut_background_eff"] < 0.2
+    assert phys["cnn_background_eff"] <= phys["cut_background_eff"]
+    assert [r["cut"] for r in phys["cut_flow"]][0] == "baseline" and len(phys["roc"]["fpr"]) > 100
 
 
 def one_class(tmp_path, store):

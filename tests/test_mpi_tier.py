@@ -37,7 +37,7 @@ def train(tmp_path, name, extra, n=None):
         proc = mpirun(n, args)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    state = torch.load(weights)
+    state = torch.load(weights)["state_dict"] if weights.exists() else None  # a sweep names one file per size
     return records, state
 
 
@@ -82,6 +82,10 @@ def test_sweep_writes_one_and_two_ranks(backend, tmp_path):
     assert records[0]["train_events"] == records[1]["train_events"] == 192
     assert all(len(r["epoch_s"]) == 1 and r["images_per_s"] > 0 for r in records)
     assert records[1]["env"]["mpi_library"].startswith("Open MPI")
+    # --save-model in a sweep: one model file per world size, each naming its run
+    for r in records:
+        saved = torch.load(tmp_path / f"sweep-{backend}-{r['world_size']}ranks.pt")
+        assert saved["world_size"] == r["world_size"] and saved["run_id"] == r["run_id"]
 
 
 def test_sharding_is_disjoint_and_complete_under_mpi():

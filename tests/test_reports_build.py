@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,3 +205,34 @@ def test_baseline_other_than_one_node_and_a_gpu_never_overtaken(tmp_path):
     [summary] = read_csv(tmp_path / "out" / "gpu_comparison.csv")
     assert (summary["crossover"], summary["crossover_nodes"]) == ("not reached", "")
     assert float(summary["ratio_at_largest"]) == pytest.approx(20 / 40)
+
+
+def test_records_with_the_cut_based_comparison_give_the_roc_figure_and_table(tmp_path):
+    from bench import physics
+
+    rng = np.random.default_rng(0)
+    lines = [json.loads(line) for line in (RECORDS / "knl.jsonl").read_text().splitlines() if line.strip()]
+    picked = [r for r in lines if r.get("world_size") in (1, 4)][:2]
+    assert len(picked) == 2
+    for k, r in enumerate(picked):
+        y = rng.random(3000) < 0.4
+        scores = np.clip(rng.normal(0.3 + (0.3 + 0.1 * k) * y, 0.15), 0, 1)
+        region = (scores + rng.normal(0, 0.15, 3000)) > 0.8
+        c = physics.compare(y.astype(int), scores, np.ones(3000), region, bootstrap=20)
+        fpr, tpr, _ = physics.roc(y.astype(int), scores, np.ones(3000))
+        r["physics"] = {**c.asdict(), "roc": physics.roc_points(fpr, tpr), "cut_flow": []}
+        r["test_auc"] = c.auc
+    path = tmp_path / "phys.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    out = tmp_path / "out"
+    proc = build(path, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "IMPORTED:\n" in proc.stdout or proc.stdout.rstrip().endswith("IMPORTED:")
+    assert (out / "roc.png").stat().st_size > 10_000 and (out / "roc.svg").exists()
+    rows = read_csv(out / "physics.csv")
+    assert [r["label"].split(" ")[0] for r in rows[:2]] == [str(p["world_size"]) for p in
+                                                          sorted(picked, key=lambda p: p["world_size"])]
+    assert float(rows[0]["eff_ratio"]) == pytest.approx(
+        min(picked, key=lambda p: p["world_size"])["physics"]["eff_ratio"])
+    text = (out / "report.md").read_text()
+    assert "## CNN against the cut-based selection" in text and "roc.png" in text

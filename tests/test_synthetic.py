@@ -30,10 +30,14 @@ def test_shape_and_range(size):
 def test_labels_and_weights_follow_the_samples():
     src = SyntheticSource(20000, image_size=8, seed=3)
     assert 0.35 < src.labels.mean() < 0.43  # the study's 294,762 / 749,937 = 0.393
-    expected = {s[2] / s[3] for s in SAMPLES}
+    # xsec / generated of the study, scaled so each sample's weights sum to its selected cross section
+    scale = sum(s[4] for s in SAMPLES) / len(src)
+    expected = {s[2] / s[3] * scale for s in SAMPLES}
     assert set(np.unique(src.weights).round(15)) <= {round(w, 15) for w in expected}
     sig = src.labels == 1
-    np.testing.assert_allclose(src.weights[sig], SAMPLES[0][2] / SAMPLES[0][3])
+    np.testing.assert_allclose(src.weights[sig], SAMPLES[0][2] / SAMPLES[0][3] * scale)
+    for k, (_, _, xsec, generated, selected) in enumerate(SAMPLES):
+        np.testing.assert_allclose(src.weights[src.samples == k].sum(), xsec * selected / generated, rtol=0.05)
 
 
 def test_signal_is_harder_and_busier_than_background():

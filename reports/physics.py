@@ -1,0 +1,152 @@
+"""The CNN against the cut-based selection: the ROC figure (like Figure 2, left, of the study) and the table.
+
+Input is plain data (the ``physics`` object of run records, or what ``bench.evaluate`` computes), so this
+module needs neither torch nor MPI. Reference figures of the study are shown beside ours.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+# The KISTI study (SPEC.md): AUC, signal-efficiency ratio at the cut's background efficiency, significance ratio.
+STUDY = {64: (0.9914, 1.803, 1.2), 224: (0.9903, 1.845, 1.2)}
+STUDY_FPR = 0.003503
+
+COLUMNS = (("label", "run"), ("test_events", "test events"), ("auc", "AUC"),
+           ("cut_signal_eff", "cut sig. eff."), ("cut_background_eff", "cut bkg. eff."),
+           ("cnn_signal_eff", "CNN sig. eff."), ("cnn_background_eff", "CNN bkg. eff."),
+           ("eff_ratio", "eff. ratio"), ("eff_ratio_err", "+-"), ("sig_ratio", "s/sqrt(b) ratio"),
+           ("sig_ratio_err", "+- "), ("asimov_ratio", "Z_A ratio"),
+           ("cut_s", "cut s"), ("cut_b", "cut b"), ("cnn_s", "CNN s"), ("cnn_b", "CNN b"),
+           ("cut_background_events", "bkg. events in SR"), ("cnn_background_events", "bkg. events at CNN WP"),
+           ("discovery_s", "s at 5 sigma"), ("discovery_b", "b at 5 sigma"), ("luminosity_fb", "lumi [fb^-1]"))
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def roc_figure(entries: list[dict], out: Path, name: str = "roc", title: str = "") -> list[Path]:
+    """ROC curves (one per entry: ``label``, ``roc`` {fpr, tpr}, ``auc``) with the cut-based point(s).
+
+    The background-efficiency axis is logarithmic: the comparison point sits near 1e-3 to 1e-2.
+    Returns the written files (PNG and SVG).
+    """
+    rc = dict(sns.axes_style("whitegrid"))
+    rc.update(sns.plotting_context("paper", font_scale=1.2))
+    rc.update({"svg.hashsalt": "reports", "savefig.bbox": "tight"})
+    palette = sns.color_palette("colorblind", max(len(entries), 1))
+    with plt.rc_context(rc):
+        fig, ax = plt.subplots(figsize=(7, 5.5))
+        cuts = {}
+        for colour, e in zip(palette, entries):
+            auc = f", AUC {e['auc']:.4f}" if e.get("auc") is not None else ""
+            ax.step(e["roc"]["fpr"], e["roc"]["tpr"], where="post", color=colour, lw=1.8,
+                    label=f"CNN {e['label']}{auc}")
+            if e.get("cnn_signal_eff") is not None and e.get("cnn_background_eff"):
+                ax.plot([e["cnn_background_eff"]], [e["cnn_signal_eff"]], "o", color=colour, ms=6, mfc="white")
+            if e.get("cut_background_eff") is not None:  # one marker per distinct cut-based point
+                cuts[(round(e["cut_background_eff"], 12), round(e["cut_signal_eff"], 12))] = e
+        lows = [min((f for f in e["roc"]["fpr"] if f > 0), default=1e-5) for e in entries]
+        left = max(min(lows, default=1e-5), 1e-6)
+        for (fpr, tpr), e in cuts.items():
+            err = e.get("eff_ratio_err")
+            ratio = f", CNN/cut at this FPR: {e['eff_ratio']:.3g}" if e.get("eff_ratio") else ""
+            ratio += f" +- {err:.2g}" if err else ""
+            where = f"FPR {fpr:.3g}" if fpr > 0 else "no test background event selected: drawn at the left edge"
+            ax.plot([fpr if fpr > 0 else left], [tpr], "s", color="tab:blue", ms=9, zorder=5, clip_on=False,
+                    label=f"cut-based signal region ({where}, TPR {tpr:.3g}){ratio}")
+        ax.axvline(STUDY_FPR, color="grey", ls=":", lw=1, label=f"study's comparison FPR {STUDY_FPR}")
+        ax.set_xscale("log")
+        ax.set_xlim(left, 1.0)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("background efficiency = false-positive rate (weighted, log scale)")
+        ax.set_ylabel("signal efficiency = true-positive rate (weighted)")
+        ax.set_title(title or "CNN against the cut-based selection (test split, physical weights)")
+        ax.legend(loc="upper left", fontsize=8, frameon=True)
+        paths = []
+        for ext in ("png", "svg"):
+            path = out / f"{name}.{ext}"
+            fig.savefig(path, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
+            paths.append(path)
+        plt.close(fig)
+    return paths
+
+
+def study_row(image_size: int) -> dict | None:
+    ref = STUDY.get(image_size)
+    if ref is None:
+        return None
+    return {"label": f"KISTI study, {image_size}x{image_size} (paper)", "auc": ref[0], "eff_ratio": ref[1],
+            "sig_ratio": ref[2], "cut_background_eff": STUDY_FPR}
+
+
+def write_tables(entries: list[dict], out: Path, name: str = "physics", image_size: int | None = None) -> list[Path]:
+    """Markdown and CSV of the comparison, one row per entry, the study's row last (when it has one)."""
+    rows = list(entries)
+    ref = study_row(image_size) if image_size else None
+    if ref:
+        rows.append(ref)
+    md = out / f"{name}.md"
+    with open(md, "w") as f:
+        f.write("| " + " | ".join(h for _, h in COLUMNS) + " |\n")
+        f.write("|" + "---|" * len(COLUMNS) + "\n")
+        for r in rows:
+            f.write("| " + " | ".join(_fmt(r.get(k)) for k, _ in COLUMNS) + " |\n")
+    path = out / f"{name}.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([k for k, _ in COLUMNS])
+        for r in rows:
+            w.writerow(["" if r.get(k) is None else r.get(k) for k, _ in COLUMNS])
+    return [md, path]
+
+
+def cut_flow_table(rows: list[dict]) -> str:
+    """Markdown of a cut flow (bench.physics.cut_flow)."""
+    lines = ["| cut | signal eff. | background eff. | signal events | background events |", "|---|---|---|---|---|"]
+    lines += [f"| {r['cut']} | {r['signal_eff']:.4g} | {r['background_eff']:.4g} | {r['signal_events']} | "
+              f"{r['background_events']} |" for r in rows]
+    return "\n".join(lines)
+
+
+# Columns of the comparison in the strong-scaling report (the CSV has them all).
+REPORT_COLUMNS = ("run", "test events", "AUC", "eff. ratio", "s/sqrt(b) ratio", "bkg. events at CNN WP",
+                  "bkg. events in SR")
+
+
+def entries_from_records(records: list[dict], most: int = 12) -> list[dict]:
+    """Comparison entries of the runs whose record carries one (real or synthetic data with jet quantities),
+    newest ``most`` of them, ordered by configuration and rank count."""
+    usable = [r for r in records if isinstance(r.get("physics"), dict) and r["physics"].get("roc")]
+    usable = sorted(usable, key=lambda r: r.get("timestamp", ""))[-most:]
+    configs = {(r.get("system"), r.get("model"), r.get("image_size"), r.get("preset")) for r in usable}
+    entries = []
+    for r in sorted(usable, key=lambda r: (str(r.get("system")), r.get("model"), r.get("image_size"), r["world_size"])):
+        label = f"{r['world_size']} rank(s)"
+        if len(configs) > 1:
+            label += f", {r.get('model')} {r.get('image_size')}px, {r.get('system')}"
+        entries.append({"label": label, "image_size": r.get("image_size"), "run_id": r.get("run_id"), **r["physics"]})
+    return entries
+
+
+def report_table(entries: list[dict]) -> tuple[tuple, list[dict]]:
+    """The compact view for the strong-scaling report: (columns, rows of strings)."""
+    def pm(v, err):
+        return "n/a" if v is None else f"{v:.3g}" + (f" +- {err:.2g}" if err is not None else "")
+    rows = [{"run": e["label"], "test events": str(e["test_events"]), "AUC": _fmt(e["auc"]),
+             "eff. ratio": pm(e["eff_ratio"], e.get("eff_ratio_err")),
+             "s/sqrt(b) ratio": pm(e["sig_ratio"], e.get("sig_ratio_err")),
+             "bkg. events at CNN WP": str(e["cnn_background_events"]),
+             "bkg. events in SR": str(e["cut_background_events"])} for e in entries]
+    return REPORT_COLUMNS, rows
