@@ -39,7 +39,8 @@ def _fmt(v) -> str:
 def roc_figure(entries: list[dict], out: Path, name: str = "roc", title: str = "") -> list[Path]:
     """ROC curves (one per entry: ``label``, ``roc`` {fpr, tpr}, ``auc``) with the cut-based point(s).
 
-    The background-efficiency axis is logarithmic: the comparison point sits near 1e-3 to 1e-2.
+    The background-efficiency axis is logarithmic: the comparison point sits near 1e-3 to 1e-2. Each CNN's
+    point at the cuts' background efficiency is a circle of its colour, and its legend entry gives the ratio.
     Returns the written files (PNG and SVG).
     """
     rc = dict(sns.axes_style("whitegrid"))
@@ -51,29 +52,31 @@ def roc_figure(entries: list[dict], out: Path, name: str = "roc", title: str = "
         cuts = {}
         for colour, e in zip(palette, entries):
             auc = f", AUC {e['auc']:.4f}" if e.get("auc") is not None else ""
+            if e.get("eff_ratio") is not None:
+                err = e.get("eff_ratio_err")
+                auc += f"; CNN/cut signal eff. {e['eff_ratio']:.3g}" + (f" +- {err:.2g}" if err is not None else "")
             ax.step(e["roc"]["fpr"], e["roc"]["tpr"], where="post", color=colour, lw=1.8,
                     label=f"CNN {e['label']}{auc}")
-            if e.get("cnn_signal_eff") is not None and e.get("cnn_background_eff"):
-                ax.plot([e["cnn_background_eff"]], [e["cnn_signal_eff"]], "o", color=colour, ms=6, mfc="white")
             if e.get("cut_background_eff") is not None:  # one marker per distinct cut-based point
                 cuts[(round(e["cut_background_eff"], 12), round(e["cut_signal_eff"], 12))] = e
         lows = [min((f for f in e["roc"]["fpr"] if f > 0), default=1e-5) for e in entries]
         left = max(min(lows, default=1e-5), 1e-6)
-        for (fpr, tpr), e in cuts.items():
-            err = e.get("eff_ratio_err")
-            ratio = f", CNN/cut at this FPR: {e['eff_ratio']:.3g}" if e.get("eff_ratio") else ""
-            ratio += f" +- {err:.2g}" if err else ""
-            where = f"FPR {fpr:.3g}" if fpr > 0 else "no test background event selected: drawn at the left edge"
-            ax.plot([fpr if fpr > 0 else left], [tpr], "s", color="tab:blue", ms=9, zorder=5, clip_on=False,
-                    label=f"cut-based signal region ({where}, TPR {tpr:.3g}){ratio}")
-        ax.axvline(STUDY_FPR, color="grey", ls=":", lw=1, label=f"study's comparison FPR {STUDY_FPR}")
+        for colour, e in zip(palette, entries):  # each CNN at the cuts' background efficiency (0: left edge)
+            if e.get("cnn_signal_eff") is not None and e.get("cnn_background_eff") is not None:
+                ax.plot([max(e["cnn_background_eff"], left)], [e["cnn_signal_eff"]], "o", color=colour, ms=7,
+                        mfc="white", mew=2, zorder=6, clip_on=False)
+        for fpr, tpr in cuts:
+            where = f"FPR {fpr:.3g}" if fpr > 0 else "no test background kept: drawn at the left edge"
+            ax.plot([fpr if fpr > 0 else left], [tpr], "s", color="black", ms=9, zorder=5, clip_on=False,
+                    label=f"cut-based signal region ({where}, TPR {tpr:.3g})")
+        ax.axvline(STUDY_FPR, color="grey", ls=":", lw=1, label=f"the study's comparison point, FPR {STUDY_FPR}")
         ax.set_xscale("log")
         ax.set_xlim(left, 1.0)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("background efficiency = false-positive rate (weighted, log scale)")
         ax.set_ylabel("signal efficiency = true-positive rate (weighted)")
         ax.set_title(title or "CNN against the cut-based selection (test split, physical weights)")
-        ax.legend(loc="upper left", fontsize=8, frameon=True)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=9, frameon=False)
         paths = []
         for ext in ("png", "svg"):
             path = out / f"{name}.{ext}"

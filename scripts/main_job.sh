@@ -12,5 +12,5 @@ mpi_flags=(--oversubscribe)
 mpirun "${mpi_flags[@]}" -np 2 "$py" -m bench.strong_scaling --preset quick --sweep --out "$out/records.jsonl"
 "$py" -m reports.build "$out/records.jsonl" --out "$out/report"
 echo
-echo "records: $(pwd)/$out/records.jsonl"
-echo "report:  $(pwd)/$out/report/index.html (figures and tables beside it)"
+echo "records: $(realpath "$out/records.jsonl")"
+echo "report:  $(realpath "$out/report/index.html") (figures and tables beside it)"
