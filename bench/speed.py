@@ -26,7 +26,8 @@ def configure_cpu_allocator(choice: str) -> str:
 
     By default glibc serves every block over 32 MiB with its own mmap and unmaps it on free, so each
     training step page-faults its activations (hundreds of MB at 64x64, batch 256) back in, zeroed by
-    the kernel: a quarter of the CPU time went to the kernel here. With mmap off and trimming off, the
+    the kernel: a quarter of the CPU time went to the kernel here, and first touches are dearer still
+    on a virtual machine. With mmap off and trimming off, the
     blocks freed by one step are reused by the next. Process-wide; returns what is in effect (also put
     in the record). Not glibc: says so on stderr and leaves the system allocator.
     """
@@ -38,7 +39,8 @@ def configure_cpu_allocator(choice: str) -> str:
             print("warning: --cpu-allocator reuse needs glibc's mallopt; using the system allocator "
                   "(recorded as cpu_allocator: system)", file=sys.stderr, flush=True)
             return _allocator_in_effect
-        ok = libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+        # -1: never trim (man mallopt); a finite threshold (an int, at most 2 GiB) is below one step's peak
+        ok = libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, -1)
         _allocator_in_effect = "reuse" if ok else _allocator_in_effect
     return _allocator_in_effect
 
