@@ -88,9 +88,9 @@ class GradSync:
         """Finish gradient averaging; return the seconds of communication that were exposed."""
         return 0.0
 
-    def step(self, optimizer) -> None:
-        """The optimizer step after ``sync``."""
-        optimizer.step()
+    def step(self, optimizer, scaler=None) -> None:
+        """The optimizer step after ``sync`` (through the fp16 GradScaler if given)."""
+        scaler.step(optimizer) if scaler is not None else optimizer.step()
 
     def zero_grad(self, model: nn.Module, optimizer) -> None:
         optimizer.zero_grad(set_to_none=False)
@@ -233,10 +233,10 @@ class HorovodSync(GradSync):
         optimizer.synchronize()
         return time.perf_counter() - t0
 
-    def step(self, optimizer):
+    def step(self, optimizer, scaler=None):
         # Horovod: synchronize() already ran in sync(); the step must not wait a second time.
         with optimizer.skip_synchronize():
-            optimizer.step()
+            scaler.step(optimizer) if scaler is not None else optimizer.step()
 
     def zero_grad(self, model, optimizer):
         # Horovod's optimizer.zero_grad() has no set_to_none; keep the gradient tensors (its hooks

@@ -39,6 +39,15 @@ class Config:
     bn_momentum: float = _f(0.01, "BatchNorm momentum, PyTorch convention (Keras 0.99 = 0.01)")
     threads: int = _f(0, "torch threads per rank (0: cores of the node / ranks on the node)")
     device: str = _f("cpu", "cpu or cuda")
+    memory_format: str = _f("channels_last", "layout of images and feature maps: channels_last or contiguous "
+                                             "(weights keep the default layout)")
+    amp: str = _f("none", "mixed precision: none (fp32), bf16 (autocast; cpu or cuda), fp16 (autocast with a "
+                          "GradScaler; cuda only)")
+    compile: bool = _f(False, "torch.compile the model for training (the warm-up epoch pays the compilation)",
+                       flag=True)
+    optimizer_impl: str = _f("fused", "optimizer kernels: fused (one kernel for all tensors), foreach, loop")
+    cpu_allocator: str = _f("reuse", "reuse: glibc keeps freed memory for the next step (no mmap per big "
+                                     "tensor); system: glibc defaults (bench/speed.py)")
     backend: str = _f("auto", "gradient averaging: auto (horovod if installed, else mpi; none for one "
                               "process), none, mpi, ddp, horovod")
     seed: int = _f(1234, "seed of data order, initial weights and the synthetic events")
@@ -129,12 +138,17 @@ def validate(cfg: Config) -> None:
         raise UsageError(f"--global-batch {cfg.global_batch} is not divisible by --micro-batch {cfg.micro_batch}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    from bench.speed import AMP, CPU_ALLOCATORS, MEMORY_FORMATS, OPTIMIZER_IMPLS
     from data.base import NORMALISATIONS
     for name, allowed in (("backend", BACKENDS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
-                          ("normalisation", NORMALISATIONS)):
+                          ("normalisation", NORMALISATIONS), ("memory_format", MEMORY_FORMATS), ("amp", AMP),
+                          ("optimizer_impl", OPTIMIZER_IMPLS), ("cpu_allocator", CPU_ALLOCATORS)):
         if getattr(cfg, name) not in allowed:
             raise UsageError(f"{flag_name(name)}: unknown value {getattr(cfg, name)!r}; "
                              f"choose from {', '.join(allowed)}")
+    if cfg.amp == "fp16" and cfg.device != "cuda":
+        raise UsageError("--amp fp16 needs --device cuda (fp16 on a CPU is slow and needs loss scaling); "
+                         "use --amp bf16 or --amp none on cpu")
     if cfg.resume and not (cfg.sweep_id or cfg.checkpoint):
         raise UsageError("--resume needs --sweep-id (to skip recorded sweep points) or --checkpoint")
     if cfg.data == "synthetic" and cfg.train_events == 0:

@@ -93,10 +93,13 @@ def check_fits(cfg: Config, data: Data, sizes: list[int]) -> None:
 
 def make_optimizer(cfg: Config, model):
     import torch
+
+    from bench.speed import optimizer_kwargs
+    kw = optimizer_kwargs(cfg.optimizer_impl)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, **kw)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr)
+    return cls(model.parameters(), lr=cfg.lr, **kw)
 
 
 def lr_schedule(cfg: Config):
@@ -113,12 +116,14 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     from tqdm import tqdm
 
     import models
-    from bench import checkpoint
+    from bench import checkpoint, speed
     from bench.sampler import epoch_plan
     from bench.train import EpochTimes, train_epoch, validate
 
     per_rank = cfg.global_batch // world.size
     micro = cfg.micro_batch or per_rank
+    speed.configure_cpu_allocator(cfg.cpu_allocator)
+    speed.configure_device(device)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (and broadcast anyway)
     net = models.get_model(cfg.model, image_size=cfg.image_size, dropout=cfg.dropout,
                            bn_momentum=cfg.bn_momentum).to(device)
@@ -138,6 +143,8 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     sync = backends.make(backend, world)
     sync.broadcast_parameters(net)
     model, optimizer = sync.wrap(net, optimizer, per_rank // micro)
+    model = speed.maybe_compile(model, cfg.compile)  # training only; validation runs the eager net
+    precision = speed.Precision(cfg.amp, device)
     lr_at = lr_schedule(cfg)
     bar = tqdm(total=cfg.epochs, initial=len(epochs), desc=f"{world.size} rank(s)", unit="epoch",
                disable=not world.is_root, file=sys.stderr)
@@ -145,7 +152,8 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
         for epoch in range(len(epochs), cfg.epochs):
             plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, micro)
             times = train_epoch(model, optimizer, sync, world, data.source, plan, data.train_weights,
-                                device, epoch, cfg.prefetch, lr_at)
+                                device, epoch, cfg.prefetch, lr_at, precision,
+                                speed.memory_format(cfg.memory_format))
             # Outside the timed region: BN statistics averaged over ranks, then validation.
             sync.average_buffers(net)
             auc, val_loss = validate(net, data.source, data.split.val, data.train_weights, world, device,
@@ -199,6 +207,7 @@ def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs
               per_rank, micro) -> dict | None:
     """Reduce per-rank timings to the record (rank 0) . Collective."""
     from bench.environment import cpu_model, environment, git_rev
+    from bench.speed import cpu_allocator_in_effect
 
     measured = epochs[1:]
     steps = [s for t in measured for s in t.step_s]
@@ -238,6 +247,7 @@ def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs
         "nodes": world.nodes,
         "ranks_per_node": world.ranks_per_node,
         "threads_per_rank": threads,
+        "cpu_allocator": cpu_allocator_in_effect(),
         "device": device.type,
         "device_name": gpu or cpu_model(),
         "model": cfg.model,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from bench.backends import GradSync
 from bench.comm import World
 from bench.prefetch import Prefetcher
+from bench.speed import Precision
 
 
 class NonFiniteLoss(RuntimeError):
@@ -41,13 +42,20 @@ def _sync_device(device: torch.device) -> None:
 
 def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np.ndarray,
                 train_weights: np.ndarray, device: torch.device, epoch: int, prefetch: int,
-                lr_at=None) -> EpochTimes:
-    """Train one epoch on this rank's ``plan`` (steps, accumulation, micro_batch). Collective."""
+                lr_at=None, precision: Precision | None = None,
+                memory_format: torch.memory_format = torch.contiguous_format) -> EpochTimes:
+    """Train one epoch on this rank's ``plan`` (steps, accumulation, micro_batch). Collective.
+
+    ``precision``: autocast and loss scaling (default fp32); ``memory_format``: layout the loader gives
+    the images in (bench/speed.py).
+    """
     steps, accumulation, micro = plan.shape
+    precision = precision or Precision()
     times = EpochTimes()
     losses = torch.zeros(steps, dtype=torch.float64, device=device)  # checked after the timed region
     model.train()
-    loader = Prefetcher(source, list(plan), train_weights, depth=prefetch, pin=device.type == "cuda")
+    loader = Prefetcher(source, list(plan), train_weights, depth=prefetch, pin=device.type == "cuda",
+                        memory_format=memory_format)
     try:
         _sync_device(device)
         world.barrier()
@@ -63,12 +71,13 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
                 part = slice(k * micro, (k + 1) * micro)
                 last = k == accumulation - 1
                 with sync.no_sync(model) if not last else contextlib.nullcontext():
-                    logits = model(x[part])
-                    loss = F.binary_cross_entropy_with_logits(logits, y[part], weight=w[part]) / accumulation
-                    (loss * sync.loss_scale if sync.loss_scale != 1.0 else loss).backward()
+                    with precision.autocast():
+                        logits = model(x[part])
+                    loss = F.binary_cross_entropy_with_logits(logits.float(), y[part], weight=w[part]) / accumulation
+                    precision.backward(loss * sync.loss_scale if sync.loss_scale != 1.0 else loss)
                 losses[s] += loss.detach().double()
             comm = sync.sync(model, optimizer)
-            sync.step(optimizer)
+            precision.step(sync, optimizer)
             sync.zero_grad(model, optimizer)
             _sync_device(device)
             t2 = time.perf_counter()

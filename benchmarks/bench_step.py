@@ -1,16 +1,28 @@
-"""Images per second of a circpad training step through the harness, against a minimal plain-PyTorch
-loop of the same model, batch and optimizer, measured side by side in one run.
+"""Per-rank speed of the training step against this machine's limit and against a plain PyTorch loop.
 
-    python benchmarks/bench_step.py [--image-size 64] [--batch 256] [--steps 6] [--repeats 5]
+    PYTHONPATH=. python benchmarks/bench_step.py [--model circpad] [--image-size 64] [--batch 256]
+        [--steps 3] [--repeats 5] [--threads 0] [--variants default,plain,...] [--profile] [--data PATH]
 
-The harness path is bench.train.train_epoch with the synthetic source (data made on the fly in the
-background loader, weighted loss, timing). The plain loop trains on one fixed in-memory batch: it is the
-I/O-free upper bound a user would write by hand. Repeats alternate between the two so that machine noise
-hits both alike; the figures are medians.
+Side by side in one run, each in its own process (so each has its own allocator and thread settings)
+and taking turns, so that machine noise hits all alike; every figure is a median over the repeats:
+
+* ``matmul``: the fp32 matrix-multiply rate (4096^3, torch.mm) on the same number of threads;
+* ``default``: the harness's training step (bench.train.train_epoch, synthetic data made on the fly by the
+  background loader, weighted loss) with the default configuration;
+* variants with one speed option changed (``contiguous``, ``loop_optimizer``, ``system_allocator``,
+  ``compile``, ``bf16``): each option must pay for itself;
+* ``plain``: what a user writes by hand: the model, default memory format and settings, ``Adam``, one
+  fixed in-memory batch, ``zero_grad / loss.backward() / step``.
+
+The training FLOPs per image (forward + backward) come from torch.utils.flop_counter; the achieved rate is
+FLOPs per image x images/s, and its fraction of the matmul rate is printed. ``--profile`` prints the
+torch.profiler table of the harness step's top operators.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
@@ -18,68 +30,187 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+# name -> harness flags (None: the plain loop; "matmul": the matmul rate)
+VARIANTS = {
+    "default": [],
+    "contiguous": ["--memory-format", "contiguous"],
+    "loop_optimizer": ["--optimizer-impl", "loop"],
+    "system_allocator": ["--cpu-allocator", "system"],
+    "compile": ["--compile"],
+    "bf16": ["--amp", "bf16"],
+    "plain": None,
+    "matmul": "matmul",
+}
+MATMUL_N = 4096
 
-import models  # noqa: E402
-from bench.backends import GradSync  # noqa: E402
-from bench.comm import init_world  # noqa: E402
-from bench.sampler import epoch_plan  # noqa: E402
-from bench.train import train_epoch  # noqa: E402
-from data.base import training_weights  # noqa: E402
-from data.synthetic import SyntheticSource  # noqa: E402
 
+def training_flops_per_image(model_name: str, image_size: int) -> tuple[float, dict]:
+    """FLOPs of forward + backward of one training step per image (torch.utils.flop_counter)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
 
-def plain_loop(model, opt, x, y, steps: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad()
+    import models
+    model = models.get_model(model_name, image_size=image_size)
+    x, y = torch.rand(4, 3, image_size, image_size), torch.rand(4)
+    with FlopCounterMode(display=False) as counter:
         F.binary_cross_entropy_with_logits(model(x), y).backward()
-        opt.step()
-    return steps * len(x) / (time.perf_counter() - t0)
+    per_op = {str(k): v / 4 for k, v in counter.get_flop_counts()["Global"].items()}
+    return counter.get_total_flops() / 4, per_op
+
+
+def _worker(conn, kind, flags, args):
+    """A process holding one contender; answers ('run',) with (images or flops per second, data wait s)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    if kind == "matmul":
+        a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+        torch.mm(a, b)
+
+        def measure():
+            t0 = time.perf_counter()
+            for _ in range(3):
+                torch.mm(a, b)
+            return 3 * 2 * MATMUL_N ** 3 / (time.perf_counter() - t0), 0.0
+    elif kind == "plain":
+        import models
+        from data.synthetic import SyntheticSource
+        torch.manual_seed(0)
+        model = models.get_model(args.model, image_size=args.image_size)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        batch = SyntheticSource(args.batch, image_size=args.image_size, seed=1).load(np.arange(args.batch))
+        x, y = torch.from_numpy(batch.x), torch.from_numpy(batch.y)
+
+        def steps(n):
+            for _ in range(n):
+                opt.zero_grad()
+                F.binary_cross_entropy_with_logits(model(x), y).backward()
+                opt.step()
+
+        def measure():
+            t0 = time.perf_counter()
+            steps(args.steps)
+            return args.steps * args.batch / (time.perf_counter() - t0), 0.0
+        steps(1)
+    else:
+        from bench import speed
+        from bench.backends import GradSync
+        from bench.comm import init_world
+        from bench.config import parse_config
+        from bench.sampler import epoch_plan
+        from bench.strong_scaling import make_optimizer
+        from bench.train import train_epoch
+        from data import open_source, training_weights
+
+        import models
+        cfg = parse_config(["--model", args.model, "--image-size", str(args.image_size), "--data", args.data,
+                            *flags])
+        # as bench.strong_scaling.run() sets up a rank
+        speed.configure_cpu_allocator(cfg.cpu_allocator)
+        torch.manual_seed(0)
+        net = models.get_model(cfg.model, image_size=cfg.image_size)
+        opt = make_optimizer(cfg, net)
+        model = speed.maybe_compile(net, cfg.compile)
+        precision = speed.Precision(cfg.amp, torch.device("cpu"))
+        n = args.batch * args.steps
+        source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed, n)
+        pool = np.arange(min(len(source), n))
+        tw = training_weights(source.labels, source.weights)
+        world = init_world()
+
+        def epoch(k, plan_steps):
+            plan = epoch_plan(pool, k, cfg.seed, args.batch, 1, 0, args.batch)[:plan_steps]
+            return train_epoch(model, opt, GradSync(world), world, source, plan, tw, torch.device("cpu"), k,
+                               cfg.prefetch, precision=precision,
+                               memory_format=speed.memory_format(cfg.memory_format))
+        counter = iter(range(1, 10**9))
+
+        def measure():
+            t = epoch(next(counter), args.steps)
+            return len(t.step_s) * args.batch / t.epoch_s, t.data_wait_s / t.epoch_s
+        epoch(0, 1)  # warm-up (and compilation)
+        if args.profile and kind == "default":
+            from torch.profiler import ProfilerActivity, profile
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                epoch(next(counter), 2)
+            conn.send(("profile", prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)))
+    conn.send(("ready", None))
+    while conn.recv() == "run":
+        conn.send(("result", measure()))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="circpad")
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=256, help="per-rank batch")
+    ap.add_argument("--steps", type=int, default=3, help="training steps per repeat")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--variants", default="default,plain,matmul,contiguous,loop_optimizer,system_allocator",
+                    help=f"comma-separated, from {', '.join(VARIANTS)}")
+    ap.add_argument("--data", default="synthetic", help="data of the harness variants: synthetic or a file")
+    ap.add_argument("--profile", action="store_true", help="print the harness step's top operators")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    world = init_world()
-    n = args.batch * args.steps
-    source = SyntheticSource(n, image_size=args.image_size, seed=1)
-    tw = training_weights(source.labels, source.weights)
-    plan = epoch_plan(np.arange(n), 0, 1, args.batch, 1, 0, args.batch)
+    args.threads = args.threads or os.cpu_count()
+    names = args.variants.split(",")
+    for must in ("default", "plain", "matmul"):
+        if must not in names:
+            names.append(must)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    flops, per_op = training_flops_per_image(args.model, args.image_size)
 
-    def fresh():
-        torch.manual_seed(0)
-        m = models.get_model(args.model, image_size=args.image_size)
-        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
-
-    hm, hopt = fresh()
-    pm, popt = fresh()
-    b = source.load(np.arange(args.batch))
-    x, y = torch.from_numpy(b.x), torch.from_numpy(b.y)
-    # warm-up of both paths (allocator, thread pool)
-    plain_loop(pm, popt, x, y, 1)
-    train_epoch(hm, hopt, GradSync(world), world, source, plan[:1], tw, torch.device("cpu"), 0, 2)
-    harness, plain = [], []
+    ctx = mp.get_context("spawn")
+    procs, conns = {}, {}
+    for name in names:  # started one at a time: set-up and compilation do not overlap
+        kind = VARIANTS[name] if isinstance(VARIANTS[name], str) else ("plain" if VARIANTS[name] is None else name)
+        parent, child = ctx.Pipe()
+        procs[name] = ctx.Process(target=_worker, args=(child, kind, VARIANTS[name] or [], args), daemon=True)
+        procs[name].start()
+        conns[name] = parent
+        while True:
+            tag, payload = parent.recv()
+            if tag == "ready":
+                break
+            print(payload)
+    results = {n: [] for n in names}
     for _ in range(args.repeats):
-        t = train_epoch(hm, hopt, GradSync(world), world, source, plan, tw, torch.device("cpu"), 0, 2)
-        harness.append(n / t.epoch_s)
-        plain.append(plain_loop(pm, popt, x, y, args.steps))
-    h, p = statistics.median(harness), statistics.median(plain)
-    print(f"{args.model} {args.image_size}x{args.image_size}, batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"{args.repeats} alternating repeats of {args.steps} steps")
-    print(f"  harness (synthetic data, prefetch): {h:8.1f} images/s (median; spread {min(harness):.1f}-{max(harness):.1f})")
-    print(f"  plain PyTorch loop (fixed batch):   {p:8.1f} images/s (median; spread {min(plain):.1f}-{max(plain):.1f})")
-    print(f"  ratio harness / plain: {h / p:.3f}")
+        for name in names:
+            conns[name].send("run")
+            results[name].append(conns[name].recv()[1])
+    for name in names:
+        conns[name].send("stop")
+        procs[name].join()
+
+    med = {n: statistics.median(r[0] for r in results[n]) for n in names}
+    matmul = med["matmul"]
+    try:
+        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = "load average unknown"
+    print(f"{args.model} {args.image_size}x{args.image_size}, batch {args.batch}, {args.threads} threads, "
+          f"{args.repeats} alternating repeats of {args.steps} steps; {load} at the end")
+    print(f"training FLOPs per image (forward + backward, torch.utils.flop_counter): {flops / 1e9:.3f} GFLOP "
+          f"({', '.join(f'{k} {v / 1e9:.3f}' for k, v in per_op.items())})")
+    print(f"fp32 matmul rate ({MATMUL_N}^3, {args.threads} threads): {matmul / 1e9:.1f} GFLOP/s "
+          f"(median; spread {min(r[0] for r in results['matmul']) / 1e9:.1f}-"
+          f"{max(r[0] for r in results['matmul']) / 1e9:.1f})")
+    print(f"{'contender':18s} {'images/s':>9s} {'spread':>15s} {'x plain':>8s} {'GFLOP/s':>8s} "
+          f"{'of matmul':>9s} {'data wait':>9s}")
+    for name in names:
+        if name == "matmul":
+            continue
+        rates = [r[0] for r in results[name]]
+        wait = statistics.median(r[1] for r in results[name])
+        print(f"{name:18s} {med[name]:9.1f} {min(rates):7.1f}-{max(rates):<7.1f} {med[name] / med['plain']:8.3f} "
+              f"{med[name] * flops / 1e9:8.1f} {med[name] * flops / matmul:9.1%} {wait:9.1%}")
+    print(f"targets: harness / plain {med['default'] / med['plain']:.3f} (>= 1.25); harness at "
+          f"{med['default'] * flops / matmul:.1%} of the matmul rate (>= 50%)")
 
 
 if __name__ == "__main__":

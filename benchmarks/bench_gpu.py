@@ -1,0 +1,163 @@
+"""The single-GPU baseline: images per second of the circpad training step on one GPU, and its fraction
+of the GPU's dense bf16 peak and of a bf16 matrix multiply measured on the device.
+
+    PYTHONPATH=. python benchmarks/bench_gpu.py [--sizes 64,224] [--batch-64 512] [--batch-224 128]
+        [--amp bf16|fp16|none] [--compile] [--steps 20] [--repeats 5]
+
+What a competent user runs (the harness's --device cuda settings, bench/speed.py): bf16 autocast,
+channels-last, the fused Adam, cuDNN autotuning, optionally torch.compile. Two figures per image size:
+
+* ``step``: a fixed batch already on the device (the I/O-free number, timed between CUDA
+  synchronisations after warm-up steps, as nanoGPT's bench.py);
+* ``harness``: bench.train.train_epoch with the synthetic source made on the CPU by the background loader,
+  pinned and copied with non_blocking; its data-wait share says whether the CPU keeps the GPU fed.
+
+The peak comes from a small table of known GPUs (dense bf16 tensor-core TFLOP/s, vendor data sheets);
+an unknown GPU gets only the measured matmul as reference. Without a CUDA device it exits with status 1
+and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+# Dense (no sparsity) bf16 tensor-core peak, TFLOP/s; the first name fragment found in the device name wins.
+PEAK_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),  # SXM5 (device name "NVIDIA H100 80GB HBM3")
+    ("H200", 989.0),
+    ("A100", 312.0),
+    ("TITAN RTX", 130.0),  # Turing has no bf16: fp16 tensor-core peak with fp32 accumulation
+)
+MATMUL_N = 8192
+
+
+def peak_tflops(name: str) -> float | None:
+    for fragment, tflops in PEAK_BF16_TFLOPS:
+        if fragment.lower() in name.lower():
+            return tflops
+    return None
+
+
+def timed(fn, device, repeats: int) -> list[float]:
+    """Seconds of ``fn()`` per repeat, between device synchronisations."""
+    out = []
+    for _ in range(repeats):
+        torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def matmul_tflops(device, dtype, repeats: int) -> float:
+    a = torch.randn(MATMUL_N, MATMUL_N, device=device, dtype=dtype)
+    b = torch.randn(MATMUL_N, MATMUL_N, device=device, dtype=dtype)
+
+    def ten():
+        for _ in range(10):
+            torch.mm(a, b)
+    ten()
+    return 10 * 2 * MATMUL_N ** 3 / statistics.median(timed(ten, device, repeats)) / 1e12
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="64,224")
+    ap.add_argument("--batch-64", type=int, default=512)
+    ap.add_argument("--batch-224", type=int, default=128)
+    ap.add_argument("--amp", default="bf16", choices=["bf16", "fp16", "none"])
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--memory-format", default="channels_last", choices=["channels_last", "contiguous"])
+    ap.add_argument("--steps", type=int, default=20, help="training steps per repeat")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_gpu: no CUDA GPU is available (torch.cuda.is_available() is False, torch "
+              f"{torch.__version__}); nothing measured. Run it on a machine with a GPU and a CUDA build of "
+              "PyTorch.", file=sys.stderr)
+        return 1
+
+    import models
+    from bench import speed
+    from bench.backends import GradSync
+    from bench.comm import init_world
+    from bench.sampler import epoch_plan
+    from bench.train import train_epoch
+    from data.base import training_weights
+    from data.synthetic import SyntheticSource
+    from torch.utils.flop_counter import FlopCounterMode
+    import torch.nn.functional as F
+
+    device = torch.device("cuda", 0)
+    speed.configure_device(device)
+    name = torch.cuda.get_device_name(device)
+    peak = peak_tflops(name)
+    mm_bf16 = matmul_tflops(device, torch.bfloat16, args.repeats)
+    print(f"{name}: bf16 dense peak {f'{peak:.0f} TFLOP/s (table)' if peak else 'unknown (not in the table)'}; "
+          f"bf16 matmul {MATMUL_N}^3 measured {mm_bf16:.0f} TFLOP/s"
+          + (f" ({mm_bf16 / peak:.0%} of peak)" if peak else ""))
+    fmt = speed.memory_format(args.memory_format)
+    world = init_world()
+    for size in (int(s) for s in args.sizes.split(",")):
+        batch = args.batch_64 if size <= 64 else args.batch_224
+        torch.manual_seed(0)
+        net = models.get_model("circpad", image_size=size).to(device)
+        x = torch.rand(2, 3, size, size, device=device)
+        with FlopCounterMode(display=False) as counter:
+            F.binary_cross_entropy_with_logits(net(x), torch.rand(2, device=device)).backward()
+        flops = counter.get_total_flops() / 2
+        net.zero_grad(set_to_none=True)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, **speed.optimizer_kwargs("fused"))
+        model = speed.maybe_compile(net, args.compile)
+        precision = speed.Precision(args.amp, device)
+        sync = GradSync(world)
+        source = SyntheticSource(batch * args.steps, image_size=size, seed=1)
+        b = source.load(np.arange(batch))
+        xb = torch.from_numpy(b.x).to(device).contiguous(memory_format=fmt)
+        yb = torch.from_numpy(b.y).to(device)
+
+        def steps():
+            for _ in range(args.steps):
+                with precision.autocast():
+                    logits = model(xb)
+                precision.backward(F.binary_cross_entropy_with_logits(logits.float(), yb))
+                precision.step(sync, opt)
+                opt.zero_grad(set_to_none=False)
+        steps()  # warm-up: cuDNN autotuning, compilation
+        step_rate = args.steps * batch / statistics.median(timed(steps, device, args.repeats))
+
+        tw = training_weights(source.labels, source.weights)
+        plan = epoch_plan(np.arange(len(source)), 0, 1, batch, 1, 0, batch)
+        harness, waits = [], []
+        for r in range(args.repeats + 1):  # the first epoch is the warm-up
+            t = train_epoch(model, opt, sync, world, source, plan, tw, device, r, prefetch=4,
+                            precision=precision, memory_format=fmt)
+            if r:
+                harness.append(len(t.step_s) * batch / t.epoch_s)
+                waits.append(t.data_wait_s / t.epoch_s)
+        h = statistics.median(harness)
+        print(f"circpad {size}x{size}, batch {batch}, amp {args.amp}, {args.memory_format}, "
+              f"compile {'on' if args.compile else 'off'}: {flops / 1e9:.2f} training GFLOP/image")
+        for label, rate, extra in (("step (batch on the device)", step_rate, ""),
+                                   ("harness (synthetic, CPU loader)", h,
+                                    f", data wait {statistics.median(waits):.0%} of the epoch")):
+            achieved = rate * flops / 1e12
+            print(f"  {label:32s} {rate:9.0f} images/s  {achieved:6.1f} TFLOP/s"
+                  + (f"  {achieved / peak:5.1%} of peak" if peak else "")
+                  + f"  {achieved / mm_bf16:5.1%} of the bf16 matmul{extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
