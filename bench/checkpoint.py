@@ -33,6 +33,11 @@ def save(path: str, cfg: Config, world, model, optimizer, epochs: list, aucs: li
         return
     state = {"key": _key(cfg, world.size), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "epochs": [dataclasses.asdict(e) for e in epochs], "aucs": aucs, "losses": losses, "rng": rng}
+    _save_whole(state, path)
+
+
+def _save_whole(state: dict, path: str) -> None:
+    """torch.save to a temporary file renamed over ``path``: the file is whole or absent."""
     tmp = f"{path}.tmp"
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -74,9 +79,7 @@ def save_model(path: str, cfg: Config, model, world_size: int, run_id: str, data
     """The final weights with what ``bench.evaluate`` needs to rebuild the model and its test split."""
     state = {"format": MODEL_FORMAT, "version": 1, "state_dict": model.state_dict(), "config": as_dict(cfg),
              "world_size": world_size, "run_id": run_id, "data": data}
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    _save_whole(state, path)
 
 
 def load_model(path: str) -> dict:

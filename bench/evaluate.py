@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             scored = score_events(net, d.source, indices, world, torch.device("cpu"), a.batch)
             if scored is not None:
                 idx, scores = scored
-                cmp, roc, flow = physics.on_source(d.source, idx, scores, a.luminosity, a.bootstrap, seed=k)
+                cmp, flow = physics.on_source(d.source, idx, scores, a.luminosity, a.bootstrap, seed=k)
         except (UsageError, DataError, ValueError) as exc:
             if world.is_root:
                 print(f"error: {exc}", file=sys.stderr)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             entries.append({"label": label, "model_file": os.path.abspath(path), "run_id": state.get("run_id"),
                             "data": d.source.describe(), "image_size": cfg.image_size,
                             "split": "all events" if a.all_events else f"test split (seed {cfg.seed})",
-                            **cmp.asdict(), "roc": roc, "cut_flow": flow})
+                            **cmp.asdict(), "cut_flow": flow})
     if world.is_root:
         report(entries, Path(a.out))
     return 0

@@ -121,6 +121,7 @@ class Comparison:
     eff_ratio_err: float | None = None  # bootstrap standard deviations (None: not computed)
     sig_ratio_err: float | None = None
     bootstrap: int = 0
+    roc: dict | None = None  # compact ROC (roc_points) of the same curve the comparison used
 
     def asdict(self) -> dict:
         """Plain fields for JSON: a NaN (no background left, no ratio) becomes None."""
@@ -177,7 +178,7 @@ def compare(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, in_regi
         discovery_s=None if d is None else float(s_all[d]),
         discovery_b=None if d is None else float(b_all[d]),
         discovery_background_events=None if d is None else int(((scores >= thr[d]) & ~y).sum()),
-        eff_ratio_err=err[0], sig_ratio_err=err[1], bootstrap=bootstrap)
+        eff_ratio_err=err[0], sig_ratio_err=err[1], bootstrap=bootstrap, roc=roc_points(fpr, tpr))
 
 
 def _ratio(a: float, b: float) -> float:
@@ -240,8 +241,8 @@ def roc_points(fpr: np.ndarray, tpr: np.ndarray, n: int = 200, fpr_min: float = 
 
 
 def on_source(source, indices: np.ndarray, scores: np.ndarray, luminosity_fb: float = LUMINOSITY_FB,
-              bootstrap: int = 200, seed: int = 0) -> tuple[Comparison, dict, list[dict]]:
-    """The comparison, a compact ROC and the cut flow for scored events ``indices`` of an event source.
+              bootstrap: int = 200, seed: int = 0) -> tuple[Comparison, list[dict]]:
+    """The comparison (its compact ROC included) and the cut flow for scored events ``indices`` of a source.
 
     The source must give jet quantities (``event_table``: the synthetic toy, generated and converted
     stores; a dense file raises DataError). Weights are the physical ones scaled to the share of each
@@ -254,5 +255,4 @@ def on_source(source, indices: np.ndarray, scores: np.ndarray, luminosity_fb: fl
     w = yield_weights(source.weights, all_samples, indices)
     y = source.labels[indices]
     cmp = compare(y, scores, w, signal_region(table), luminosity_fb, bootstrap, seed)
-    fpr, tpr, _ = roc((y == 1).astype(int), scores, w)
-    return cmp, roc_points(fpr, tpr), cut_flow(table, y, w)
+    return cmp, cut_flow(table, y, w)

@@ -197,10 +197,10 @@ def test_comparison(net, data: Data, world: World, device, batch: int) -> dict |
     if len(np.unique(y)) < 2:
         return {"auc": None, "unavailable": f"the {len(idx)} test events hold one class only"}
     try:
-        cmp, roc, flow = physics.on_source(data.source, idx, scores)
+        cmp, flow = physics.on_source(data.source, idx, scores)
     except DataError as exc:  # a dense file: no jet quantities, so no cut-based selection
         return {"auc": physics.auc(y, scores, w), "unavailable": str(exc)}
-    return {**cmp.asdict(), "roc": roc, "cut_flow": flow}
+    return {**cmp.asdict(), "cut_flow": flow}
 
 
 def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses, n_params,

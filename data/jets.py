@@ -7,6 +7,7 @@ more than this harness needs.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -61,12 +62,10 @@ def cluster(p4s: list[np.ndarray], radius: float, min_pt: float) -> list[np.ndar
         return []
     global _banner_shown
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
-    if not _banner_shown:  # fastjet prints its banner to the C-level stdout on the first clustering
-        with quiet_stdout():
-            jets = fastjet.ClusterSequence(_jagged_p4(p4s), jetdef).inclusive_jets(min_pt=min_pt)
-        _banner_shown = True
-    else:
+    # fastjet prints its banner to the C-level stdout on the first clustering
+    with quiet_stdout() if not _banner_shown else contextlib.nullcontext():
         jets = fastjet.ClusterSequence(_jagged_p4(p4s), jetdef).inclusive_jets(min_pt=min_pt)
+    _banner_shown = True
     offsets = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(jets)))])
     flat = np.stack([ak.to_numpy(ak.flatten(jets[f])) for f in ("px", "py", "pz", "E")], axis=1)
     out = []

@@ -5,7 +5,6 @@ module needs neither torch nor MPI. Reference figures of the study are shown bes
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from reports.render import markdown_table, write_csv  # noqa: E402
 
 # The KISTI study (SPEC.md): AUC, signal-efficiency ratio at the cut's background efficiency, significance ratio.
 STUDY = {64: (0.9914, 1.803, 1.2), 224: (0.9903, 1.845, 1.2)}
@@ -101,26 +102,20 @@ def write_tables(entries: list[dict], out: Path, name: str = "physics", image_si
     if ref:
         rows.append(ref)
     md = out / f"{name}.md"
-    with open(md, "w") as f:
-        f.write("| " + " | ".join(h for _, h in COLUMNS) + " |\n")
-        f.write("|" + "---|" * len(COLUMNS) + "\n")
-        for r in rows:
-            f.write("| " + " | ".join(_fmt(r.get(k)) for k, _ in COLUMNS) + " |\n")
+    headers = [h for _, h in COLUMNS]
+    md.write_text(markdown_table(headers, [{h: _fmt(r.get(k)) for k, h in COLUMNS} for r in rows]) + "\n")
     path = out / f"{name}.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow([k for k, _ in COLUMNS])
-        for r in rows:
-            w.writerow(["" if r.get(k) is None else r.get(k) for k, _ in COLUMNS])
+    keys = [k for k, _ in COLUMNS]
+    write_csv(path, keys, [{k: "" if r.get(k) is None else str(r.get(k)) for k in keys} for r in rows])
     return [md, path]
 
 
 def cut_flow_table(rows: list[dict]) -> str:
     """Markdown of a cut flow (bench.physics.cut_flow)."""
-    lines = ["| cut | signal eff. | background eff. | signal events | background events |", "|---|---|---|---|---|"]
-    lines += [f"| {r['cut']} | {r['signal_eff']:.4g} | {r['background_eff']:.4g} | {r['signal_events']} | "
-              f"{r['background_events']} |" for r in rows]
-    return "\n".join(lines)
+    columns = ("cut", "signal eff.", "background eff.", "signal events", "background events")
+    return markdown_table(columns, [dict(zip(columns, (r["cut"], f"{r['signal_eff']:.4g}", f"{r['background_eff']:.4g}",
+                                                        str(r["signal_events"]), str(r["background_events"]))))
+                                    for r in rows])
 
 
 # Columns of the comparison in the strong-scaling report (the CSV has them all).
