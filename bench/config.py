@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 
 BACKENDS = ("auto", "none", "mpi", "ddp", "horovod")
 DEVICES = ("cpu", "cuda")
+DATA_PLACEMENTS = ("auto", "host", "device")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
@@ -41,8 +42,12 @@ class Config:
     device: str = _f("cpu", "cpu or cuda")
     memory_format: str = _f("channels_last", "layout of images and feature maps: channels_last or contiguous "
                                              "(weights keep the default layout)")
-    amp: str = _f("none", "mixed precision: none (fp32), bf16 (autocast; cpu or cuda), fp16 (autocast with a "
-                          "GradScaler; cuda only)")
+    amp: str = _f("auto", "mixed precision: none (fp32), bf16 (autocast; cpu or cuda), fp16 (autocast with a "
+                          "GradScaler; cuda only), auto (bf16 on cuda, none on cpu)")
+    data_placement: str = _f("auto", "where the images of a step are made: host (a background thread, copied "
+                                     "in), device (the run's events preloaded on the device as lit pixels, "
+                                     "batches built there; bench/device_data.py), auto (device on cuda, "
+                                     "host on cpu)")
     compile: bool = _f(False, "torch.compile the model for training (the warm-up epoch pays the compilation)",
                        flag=True)
     optimizer_impl: str = _f("fused", "optimizer kernels: fused (one kernel for all tensors), foreach, loop")
@@ -116,7 +121,16 @@ def parse_config(argv: list[str] | None = None) -> Config:
     preset = given.get("preset", "custom")
     cfg = Config(**{**PRESETS[preset], **given})
     validate(cfg)
-    return cfg
+    return resolve_auto(cfg)
+
+
+def resolve_auto(cfg: Config) -> Config:
+    """``auto`` choices made concrete for the device, so that the record says what ran."""
+    gpu = cfg.device == "cuda"
+    return dataclasses.replace(
+        cfg,
+        amp=("bf16" if gpu else "none") if cfg.amp == "auto" else cfg.amp,
+        data_placement=("device" if gpu else "host") if cfg.data_placement == "auto" else cfg.data_placement)
 
 
 def validate(cfg: Config) -> None:
@@ -141,7 +155,8 @@ def validate(cfg: Config) -> None:
     from bench.speed import AMP, CPU_ALLOCATORS, MEMORY_FORMATS, OPTIMIZER_IMPLS
     from data.base import NORMALISATIONS
     for name, allowed in (("backend", BACKENDS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
-                          ("normalisation", NORMALISATIONS), ("memory_format", MEMORY_FORMATS), ("amp", AMP),
+                          ("normalisation", NORMALISATIONS), ("memory_format", MEMORY_FORMATS),
+                          ("amp", AMP + ("auto",)), ("data_placement", DATA_PLACEMENTS),
                           ("optimizer_impl", OPTIMIZER_IMPLS), ("cpu_allocator", CPU_ALLOCATORS)):
         if getattr(cfg, name) not in allowed:
             raise UsageError(f"{flag_name(name)}: unknown value {getattr(cfg, name)!r}; "

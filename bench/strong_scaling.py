@@ -20,6 +20,7 @@ from bench import backends
 from bench.backends import BackendError
 from bench.comm import World, abort_on_uncaught, init_world, mpi_library
 from bench.config import Config, UsageError, as_dict, parse_config
+from bench.device_data import DevicePlacementError
 from bench.records import SCHEMA_VERSION, RecordPathError, append_record, check_writable
 from bench.train import NonFiniteLoss
 from data.base import DataError
@@ -30,6 +31,27 @@ class Data:
     source: object
     split: object
     train_weights: np.ndarray  # per event of the source; classes balanced on the training split
+    cache: object = None  # bench.device_data.DeviceCache with --data-placement device
+
+    @property
+    def images(self):
+        """Where training and scoring take their images from: the device cache, else the source."""
+        return self.cache if self.cache is not None else self.source
+
+
+def place_data(cfg: Config, data: Data, device) -> Data:
+    """With --data-placement device: every event of the three splits preloaded on ``device``."""
+    if cfg.data_placement != "device":
+        return data
+    from dataclasses import replace
+
+    from bench.device_data import DeviceCache
+    from bench.speed import memory_format
+    import torch
+
+    events = np.concatenate([data.split.train, data.split.val, data.split.test])
+    cache = DeviceCache(data.source, events, device, memory_format(cfg.memory_format) == torch.channels_last)
+    return replace(data, cache=cache)
 
 
 def fail(world: World | None, message: str) -> int:
@@ -151,12 +173,17 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     try:
         for epoch in range(len(epochs), cfg.epochs):
             plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, micro)
-            times = train_epoch(model, optimizer, sync, world, data.source, plan, data.train_weights,
-                                device, epoch, cfg.prefetch, lr_at, precision,
-                                speed.memory_format(cfg.memory_format))
+            try:
+                times = train_epoch(model, optimizer, sync, world, data.images, plan, data.train_weights,
+                                    device, epoch, cfg.prefetch, lr_at, precision,
+                                    speed.memory_format(cfg.memory_format))
+            except torch.OutOfMemoryError as exc:
+                raise UsageError(f"--micro-batch: {micro} images of {cfg.image_size}x{cfg.image_size} per "
+                                 f"forward pass do not fit in the memory of {device} ({str(exc).splitlines()[0]}); "
+                                 f"set --micro-batch to a smaller divisor of the per-rank batch {per_rank}") from None
             # Outside the timed region: BN statistics averaged over ranks, then validation.
             sync.average_buffers(net)
-            auc, val_loss = validate(net, data.source, data.split.val, data.train_weights, world, device,
+            auc, val_loss = validate(net, data.images, data.split.val, data.train_weights, world, device,
                                      batch=min(micro, 1024))
             epochs.append(times)
             aucs.append(auc)
@@ -189,7 +216,7 @@ def test_comparison(net, data: Data, world: World, device, batch: int) -> dict |
     from bench import physics
     from bench.train import score_events
 
-    scored = score_events(net, data.source, data.split.test, world, device, batch)
+    scored = score_events(net, data.images, data.split.test, world, device, batch)
     if scored is None:
         return None
     idx, scores = scored
@@ -248,6 +275,9 @@ def summarise(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs
         "ranks_per_node": world.ranks_per_node,
         "threads_per_rank": threads,
         "cpu_allocator": cpu_allocator_in_effect(),
+        "data_placement": cfg.data_placement,
+        "data_preload_s": data.cache.preload_s if data.cache is not None else None,
+        "data_device_bytes": data.cache.nbytes if data.cache is not None else None,
         "device": device.type,
         "device_name": gpu or cpu_model(),
         "model": cfg.model,
@@ -311,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         check_fits(cfg, data, sizes)
     except (UsageError, BackendError, DataError) as exc:
         return fail(world, str(exc))
+    try:
+        data = place_data(cfg, data, device)
+    except DevicePlacementError as exc:  # free memory can differ between ranks: end them all
+        if world.size == 1:
+            return fail(world, str(exc))
+        print(f"error: rank {world.rank}: {exc}", file=sys.stderr, flush=True)
+        world.abort(2)
     import torch
     threads = default_threads(cfg, world)
     torch.set_num_threads(threads)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from bench.backends import GradSync
 from bench.comm import World
-from bench.prefetch import Prefetcher
+from bench.device_data import loader as make_loader
 from bench.speed import Precision
 
 
@@ -46,6 +46,9 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
                 memory_format: torch.memory_format = torch.contiguous_format) -> EpochTimes:
     """Train one epoch on this rank's ``plan`` (steps, accumulation, micro_batch). Collective.
 
+    ``source``: an EventSource (batches made by the background Prefetcher) or a DeviceCache (batches built
+    on the device, bench/device_data.py).
+
     ``precision``: autocast and loss scaling (default fp32); ``memory_format``: layout the loader gives
     the images in (bench/speed.py).
     """
@@ -54,8 +57,8 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
     times = EpochTimes()
     losses = torch.zeros(steps, dtype=torch.float64, device=device)  # checked after the timed region
     model.train()
-    loader = Prefetcher(source, list(plan), train_weights, depth=prefetch, pin=device.type == "cuda",
-                        memory_format=memory_format)
+    loader = make_loader(source, list(plan), train_weights, depth=prefetch, pin=device.type == "cuda",
+                         memory_format=memory_format)
     try:
         _sync_device(device)
         world.barrier()
@@ -106,7 +109,7 @@ def predict(model, source, indices: np.ndarray, device: torch.device, batch: int
     model.eval()
     out = []
     chunks = [indices[i:i + batch] for i in range(0, len(indices), batch)]
-    loader = Prefetcher(source, chunks, None, depth=2)
+    loader = make_loader(source, chunks, None, depth=2)
     try:
         for _ in chunks:
             x, _, _ = loader.get()

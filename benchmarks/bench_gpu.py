@@ -9,8 +9,12 @@ channels-last, the fused Adam, cuDNN autotuning, optionally torch.compile. Two f
 
 * ``step``: a fixed batch already on the device (the I/O-free number, timed between CUDA
   synchronisations after warm-up steps, as nanoGPT's bench.py);
-* ``harness``: bench.train.train_epoch with the synthetic source made on the CPU by the background loader,
-  pinned and copied with non_blocking; its data-wait share says whether the CPU keeps the GPU fed.
+* ``harness, host data``: bench.train.train_epoch with the synthetic source made on the CPU by the
+  background loader, pinned and copied with non_blocking; its data-wait share says whether the CPU keeps
+  the GPU fed;
+* ``harness, device data``: the same epoch with the events preloaded on the GPU as lit pixels and each
+  batch built there (``--data-placement device``, bench/device_data.py, the default with --device cuda);
+  ``build`` is the GPU time of building one batch, as a share of the step.
 
 The peak comes from a small table of known GPUs (dense bf16 tensor-core TFLOP/s, vendor data sheets);
 an unknown GPU gets only the measured matmul as reference. Without a CUDA device it exits with status 1
@@ -19,6 +23,7 @@ and says so.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -51,38 +56,42 @@ def peak_tflops(name: str) -> float | None:
 def timed(fn, device, repeats: int) -> list[float]:
     """Seconds of ``fn()`` per repeat, between device synchronisations."""
     out = []
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda d: None)
     for _ in range(repeats):
-        torch.cuda.synchronize(device)
+        sync(device)
         t0 = time.perf_counter()
         fn()
-        torch.cuda.synchronize(device)
+        sync(device)
         out.append(time.perf_counter() - t0)
     return out
 
 
-def matmul_tflops(device, dtype, repeats: int) -> float:
-    a = torch.randn(MATMUL_N, MATMUL_N, device=device, dtype=dtype)
-    b = torch.randn(MATMUL_N, MATMUL_N, device=device, dtype=dtype)
+def matmul_tflops(device, dtype, repeats: int, n: int = MATMUL_N) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
 
     def ten():
         for _ in range(10):
             torch.mm(a, b)
     ten()
-    return 10 * 2 * MATMUL_N ** 3 / statistics.median(timed(ten, device, repeats)) / 1e12
+    return 10 * 2 * n ** 3 / statistics.median(timed(ten, device, repeats)) / 1e12
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,224")
-    ap.add_argument("--batch-64", type=int, default=512)
-    ap.add_argument("--batch-224", type=int, default=128)
+    ap.add_argument("--batch-64", type=int, default=1024)
+    ap.add_argument("--batch-224", type=int, default=256)
     ap.add_argument("--amp", default="bf16", choices=["bf16", "fp16", "none"])
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--memory-format", default="channels_last", choices=["channels_last", "contiguous"])
     ap.add_argument("--steps", type=int, default=20, help="training steps per repeat")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default="", help="append one JSON line per figure to this file")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                    help="cpu: a dry run of this script's code on small sizes (its figures mean nothing)")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("bench_gpu: no CUDA GPU is available (torch.cuda.is_available() is False, torch "
               f"{torch.__version__}); nothing measured. Run it on a machine with a GPU and a CUDA build of "
               "PyTorch.", file=sys.stderr)
@@ -92,6 +101,7 @@ def main() -> int:
     from bench import speed
     from bench.backends import GradSync
     from bench.comm import init_world
+    from bench.device_data import DeviceCache
     from bench.sampler import epoch_plan
     from bench.train import train_epoch
     from data.base import training_weights
@@ -99,13 +109,13 @@ def main() -> int:
     from torch.utils.flop_counter import FlopCounterMode
     import torch.nn.functional as F
 
-    device = torch.device("cuda", 0)
+    device = torch.device(args.device, 0) if args.device == "cuda" else torch.device("cpu")
     speed.configure_device(device)
-    name = torch.cuda.get_device_name(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)"
     peak = peak_tflops(name)
-    mm_bf16 = matmul_tflops(device, torch.bfloat16, args.repeats)
+    mm_bf16 = matmul_tflops(device, torch.bfloat16, args.repeats, MATMUL_N if device.type == "cuda" else 256)
     print(f"{name}: bf16 dense peak {f'{peak:.0f} TFLOP/s (table)' if peak else 'unknown (not in the table)'}; "
-          f"bf16 matmul {MATMUL_N}^3 measured {mm_bf16:.0f} TFLOP/s"
+          f"bf16 matmul {MATMUL_N if device.type == 'cuda' else 256}^3 measured {mm_bf16:.0f} TFLOP/s"
           + (f" ({mm_bf16 / peak:.0%} of peak)" if peak else ""))
     fmt = speed.memory_format(args.memory_format)
     world = init_world()
@@ -139,23 +149,45 @@ def main() -> int:
 
         tw = training_weights(source.labels, source.weights)
         plan = epoch_plan(np.arange(len(source)), 0, 1, batch, 1, 0, batch)
-        harness, waits = [], []
-        for r in range(args.repeats + 1):  # the first epoch is the warm-up
-            t = train_epoch(model, opt, sync, world, source, plan, tw, device, r, prefetch=4,
-                            precision=precision, memory_format=fmt)
-            if r:
-                harness.append(len(t.step_s) * batch / t.epoch_s)
-                waits.append(t.data_wait_s / t.epoch_s)
-        h = statistics.median(harness)
+        cache = DeviceCache(source, np.arange(len(source)), device, fmt == torch.channels_last)
+
+        def epochs(images):
+            rates, waits = [], []
+            for r in range(args.repeats + 1):  # the first epoch is the warm-up
+                t = train_epoch(model, opt, sync, world, images, plan, tw, device, r, prefetch=4,
+                                precision=precision, memory_format=fmt)
+                if r:
+                    rates.append(len(t.step_s) * batch / t.epoch_s)
+                    waits.append(t.data_wait_s / t.epoch_s)
+            return statistics.median(rates), statistics.median(waits)
+
+        host_rate, host_wait = epochs(source)
+        dev_rate, dev_wait = epochs(cache)
+        build_s = statistics.median(timed(lambda: [cache.dense(p.reshape(-1)) for p in plan], device,
+                                          args.repeats)) / len(plan)
         print(f"circpad {size}x{size}, batch {batch}, amp {args.amp}, {args.memory_format}, "
-              f"compile {'on' if args.compile else 'off'}: {flops / 1e9:.2f} training GFLOP/image")
-        for label, rate, extra in (("step (batch on the device)", step_rate, ""),
-                                   ("harness (synthetic, CPU loader)", h,
-                                    f", data wait {statistics.median(waits):.0%} of the epoch")):
+              f"compile {'on' if args.compile else 'off'}: {flops / 1e9:.2f} training GFLOP/image; "
+              f"{cache.events} events preloaded in {cache.preload_s:.1f} s "
+              f"({cache.nbytes / 2**20:.0f} MiB on the device)")
+        rows = (("step (batch on the device)", step_rate, None),
+                ("harness, host data (CPU loader)", host_rate, host_wait),
+                ("harness, device data", dev_rate, dev_wait))
+        for label, rate, wait in rows:
             achieved = rate * flops / 1e12
             print(f"  {label:32s} {rate:9.0f} images/s  {achieved:6.1f} TFLOP/s"
                   + (f"  {achieved / peak:5.1%} of peak" if peak else "")
-                  + f"  {achieved / mm_bf16:5.1%} of the bf16 matmul{extra}")
+                  + f"  {achieved / mm_bf16:5.1%} of the bf16 matmul"
+                  + (f", data wait {wait:.1%} of the epoch" if wait is not None else ""))
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps({
+                        "benchmark": "bench_gpu", "variant": label, "gpu": name, "torch": torch.__version__,
+                        "image_size": size, "batch": batch, "amp": args.amp, "memory_format": args.memory_format,
+                        "compile": args.compile, "images_per_s": rate, "training_gflop_per_image": flops / 1e9,
+                        "achieved_tflops": achieved, "peak_bf16_tflops": peak, "matmul_bf16_tflops": mm_bf16,
+                        "data_wait_fraction": wait}) + "\n")
+        step_s = batch / dev_rate
+        print(f"  building one batch on the device: {build_s * 1e3:.2f} ms, {build_s / step_s:.1%} of the step")
     return 0
 
 

@@ -36,6 +36,62 @@ class Batch:
     w: np.ndarray  # float64 (n,), physical weight
 
 
+@dataclass(frozen=True)
+class SparseImages:
+    """Normalised images of ``len(counts)`` events as their lit pixels, event after event.
+
+    Event i owns ``pixel[o:o + counts[i]]`` and ``value[o:o + counts[i]]`` with o = counts[:i].sum();
+    pixel = c*H*W + ieta*W + iphi (the sparse store's index, docs/data.md), unique within an event.
+    """
+    counts: np.ndarray  # int64 (n,)
+    pixel: np.ndarray  # int32 (sum counts,)
+    value: np.ndarray  # float32 (sum counts,), normalised, non-zero
+
+    def dense(self, size: int) -> np.ndarray:
+        """float32 (n, 3, size, size)."""
+        n, per = len(self.counts), 3 * size * size
+        x = np.zeros(n * per, dtype=np.float32)
+        x[np.repeat(np.arange(n, dtype=np.int64) * per, self.counts) + self.pixel] = self.value
+        return x.reshape(n, 3, size, size)
+
+
+def sparse_images(rows: np.ndarray, pixel: np.ndarray, value: np.ndarray, n: int, size: int,
+                  mode: str) -> SparseImages:
+    """Deposits (event row, pixel, value in GeV) of ``n`` events, with repeats, as normalised SparseImages.
+
+    Deposits on one pixel are summed in the order given (as np.bincount over dense images would), the
+    sum is rounded to float32 and then normalised as ``normalise`` does to dense float32 images.
+    """
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {mode!r}; choose from {', '.join(NORMALISATIONS)}")
+    per = 3 * size * size
+    keys, inverse = np.unique(np.asarray(rows, np.int64) * per + pixel, return_inverse=True)
+    summed = np.bincount(inverse, np.asarray(value, np.float64), minlength=len(keys)).astype(np.float32)
+    keep = summed != 0
+    keys, summed = keys[keep], summed[keep]
+    row, pix = keys // per, keys % per
+    if mode == "log":
+        summed = np.log10(summed / np.float32(1e-5) + np.float32(1.0))
+    elif mode in ("max", "ref_max"):
+        chan = pix // (size * size)
+        slot = row * 3 + chan
+        peak = np.zeros(3 * n, dtype=np.float32)
+        np.maximum.at(peak, slot, summed)
+        peak = np.where(peak > 0, peak, np.float32(1.0))
+        divided = summed / peak[slot]
+        summed = divided if mode == "max" else np.where(chan == 1, summed, divided)
+    return SparseImages(counts=np.bincount(row, minlength=n).astype(np.int64), pixel=pix.astype(np.int32),
+                        value=summed.astype(np.float32))
+
+
+def sparse_of_dense(x: np.ndarray) -> SparseImages:
+    """SparseImages of dense (n, 3, H, W) images (already normalised)."""
+    flat = x.reshape(len(x), -1)
+    rows, pix = np.nonzero(flat)
+    return SparseImages(counts=np.bincount(rows, minlength=len(x)).astype(np.int64),
+                        pixel=pix.astype(np.int32), value=flat[rows, pix].astype(np.float32))
+
+
 @runtime_checkable
 class EventSource(Protocol):
     image_size: int

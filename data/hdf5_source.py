@@ -20,7 +20,8 @@ import h5py
 import numpy as np
 
 from data import store as st
-from data.base import NORMALISATIONS, Batch, DataError, normalise
+from data.base import (NORMALISATIONS, Batch, DataError, SparseImages, normalise, sparse_images,
+                       sparse_of_dense)
 
 # Sorted indices closer than this are read in one contiguous range: reading a few unwanted events
 # (about 5 KB each) is cheaper than another h5py call, but a wide gap would read much of the file.
@@ -157,13 +158,12 @@ class SparseSource(_Base):
         self._jets = {k: ev[k][:n] for k in ("njet", "nb", "ht", "mj", "lead_jet_pt")}
         self.block = int((ev["label"].chunks or (256,))[0])
 
-    def load(self, indices) -> Batch:
-        idx = self._indices(indices)
-        size = self.image_size
-        npix = 3 * size * size
-        x = np.zeros((len(idx), npix), dtype=np.float32)
+    def _pixels(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row in ``idx``, pixel, value) of every stored pixel of the events ``idx``, checked."""
+        npix = 3 * self.image_size ** 2
         order = np.argsort(idx, kind="stable")
         sidx = idx[order]
+        rows, pixels, values = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
         for a, b in _runs(sidx):
             ev = sidx[a:b]
             lo, hi = int(self.offsets[ev[0]]), int(self.offsets[ev[-1] + 1])
@@ -172,19 +172,30 @@ class SparseSource(_Base):
                 val = self._value[lo:hi]
             counts = self.offsets[ev + 1] - self.offsets[ev]
             starts = self.offsets[ev] - lo
-            # Gather positions of every requested event's pixels inside the range read, then scatter.
+            # Gather positions of every requested event's pixels inside the range read.
             first_out = np.concatenate([[0], np.cumsum(counts)[:-1]])
             pos = np.repeat(starts - first_out, counts) + np.arange(counts.sum())
-            rows = np.repeat(order[a:b], counts)
+            r = np.repeat(order[a:b], counts)
             p, v = pix[pos], val[pos]
             bad = ~np.isfinite(v)
             if bad.any():
                 raise DataError(f"{self.path}: dataset pixels/value has a non-finite value in event "
-                                f"{int(idx[rows[np.flatnonzero(bad)[0]]])}")
+                                f"{int(idx[r[np.flatnonzero(bad)[0]]])}")
             if len(p) and (p.min() < 0 or p.max() >= npix):
                 raise DataError(f"{self.path}: dataset pixels/index has an index outside 0..{npix - 1}")
-            x[rows, p] = v
-        x = normalise(x.reshape(len(idx), 3, size, size), self.normalisation)
+            rows.append(r)
+            pixels.append(p.astype(np.int64))
+            values.append(v)
+        return np.concatenate(rows), np.concatenate(pixels), np.concatenate(values)
+
+    def sparse(self, indices) -> SparseImages:
+        """The normalised images of ``indices`` as their lit pixels (no dense array is made)."""
+        idx = self._indices(indices)
+        return sparse_images(*self._pixels(idx), len(idx), self.image_size, self.normalisation)
+
+    def load(self, indices) -> Batch:
+        idx = self._indices(indices)
+        x = self.sparse(idx).dense(self.image_size)
         return Batch(x=x, y=self.labels[idx], w=self.weights[idx])
 
     def describe(self) -> dict:
@@ -278,6 +289,10 @@ class DenseSource(_Base):
             raise DataError(f"{self.path}: dataset {self._images[0].name} has a non-finite pixel in event "
                             f"{int(idx[np.flatnonzero(bad)[0]])}")
         return Batch(x=normalise(x, self.normalisation), y=self.labels[idx], w=self.weights[idx])
+
+    def sparse(self, indices) -> SparseImages:
+        """The normalised images of ``indices`` as their lit pixels (read dense, then compressed)."""
+        return sparse_of_dense(self.load(indices).x)
 
     def describe(self) -> dict:
         return self._describe(self.layout, [])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.base import ETA_MAX, PHI_MAX, Batch, normalise
+from data.base import ETA_MAX, PHI_MAX, Batch, SparseImages, sparse_images
 
 # (name, label, cross section [pb], generated events, selected events): SPEC.md, Table 1 of the study.
 SAMPLES = (
@@ -128,12 +128,10 @@ class SyntheticSource:
     def __len__(self) -> int:
         return self.n_events
 
-    def raw_images(self, indices: np.ndarray) -> np.ndarray:
-        """Un-normalised images (n, 3, H, W) in GeV."""
-        indices = np.asarray(indices, dtype=np.int64)
+    def _deposits_of(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(event row, pixel, GeV) of every deposit in the events ``indices``, repeats included."""
         size = self.image_size
-        per_image = 3 * size * size
-        flat_parts, val_parts = [], []
+        rows, pixels, values = [], [], []
         for row, i in enumerate(indices):
             rng = np.random.default_rng([self.seed, int(i)])
             chan, eta, phi, val = _deposits(rng, *_jets(rng, int(sample_of(self.seed, i))))
@@ -141,16 +139,28 @@ class SyntheticSource:
             ieta = ((eta[keep] + ETA_MAX) * (size / (2 * ETA_MAX))).astype(np.int64)
             # phi wraps: a particle that drifted past +pi lands near -pi.
             iphi = np.floor((phi[keep] + PHI_MAX) * (size / (2 * PHI_MAX))).astype(np.int64) % size
-            flat_parts.append(row * per_image + chan[keep] * size * size + ieta * size + iphi)
-            val_parts.append(val[keep])
-        flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, np.int64)
-        vals = np.concatenate(val_parts) if val_parts else np.zeros(0)
-        x = np.bincount(flat, vals, minlength=len(indices) * per_image).astype(np.float32)
-        return x.reshape(len(indices), 3, size, size)
+            pixels.append(chan[keep] * size * size + ieta * size + iphi)
+            values.append(val[keep])
+            rows.append(np.full(len(values[-1]), row, dtype=np.int64))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.concatenate(rows), np.concatenate(pixels), np.concatenate(values)
+
+    def raw_images(self, indices: np.ndarray) -> np.ndarray:
+        """Un-normalised images (n, 3, H, W) in GeV."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return self.sparse(indices, normalisation="none").dense(self.image_size)
+
+    def sparse(self, indices: np.ndarray, normalisation: str | None = None) -> SparseImages:
+        """The normalised images of ``indices`` as their lit pixels (no dense array is made)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        rows, pixels, values = self._deposits_of(indices)
+        return sparse_images(rows, pixels, values, len(indices), self.image_size,
+                             self.normalisation if normalisation is None else normalisation)
 
     def load(self, indices: np.ndarray) -> Batch:
         indices = np.asarray(indices, dtype=np.int64)
-        x = normalise(self.raw_images(indices), self.normalisation)
+        x = self.sparse(indices).dense(self.image_size)
         return Batch(x=x, y=self.labels[indices], w=self.weights[indices])
 
     def event_table(self, indices=None) -> dict[str, np.ndarray]:

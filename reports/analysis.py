@@ -91,6 +91,7 @@ def make_point(recs: list[dict]) -> dict:
         "epoch_s_max": max(times),
         "spread": max(times) / min(times) - 1,
         "images_per_s": _median_of(ips),
+        "train_events": _median_of(r.get("train_events") for r in recs),
         "images_per_s_min": min(ips) if ips else None,
         "images_per_s_max": max(ips) if ips else None,
         "auc": _median_of(_last(r.get("auc") or []) for r in recs),
@@ -185,12 +186,21 @@ def crossover(nodes: list[int], ratios: list[float]) -> tuple[float | None, str]
     return None, "not reached"
 
 
+def _time_ratio(gpu: dict, cpu: dict) -> float:
+    """GPU time / CPU time for the same events: epoch times per training event (plain epoch times when a
+    record does not say its events)."""
+    if gpu.get("train_events") and cpu.get("train_events"):
+        return (gpu["epoch_s"] / gpu["train_events"]) / (cpu["epoch_s"] / cpu["train_events"])
+    return gpu["epoch_s"] / cpu["epoch_s"]
+
+
 def gpu_comparison(rows: list[dict], gpus: list[dict]) -> tuple[list[dict], list[dict]]:
     """Compare every CPU series in ``rows`` (from ``scaling_rows``) with every matching GPU baseline.
 
     Returns ``(summary, ratios)``: one summary row per (CPU series, GPU baseline) with the
     crossover node count and the ratio at the largest N; one ratio row per node count.
-    The ratio is GPU epoch time / CPU epoch time: above 1 the cluster is faster.
+    The ratio is GPU epoch time / CPU epoch time over the same events (the CPU run's epoch; each time is
+    scaled by its run's training events): above 1 the cluster is faster.
     """
     summary, ratios = [], []
     for (config, projected), pts in series_of([r for r in rows if r["config"][1] == "cpu"]).items():
@@ -199,15 +209,17 @@ def gpu_comparison(rows: list[dict], gpus: list[dict]) -> tuple[list[dict], list
             g = dict(zip(CONFIG_FIELDS, gpu["config"]))
             if any(cpu[f] != g[f] for f in COMPARE_FIELDS):
                 continue
-            rs = [gpu["epoch_s"] / p["epoch_s"] for p in pts]
+            # Runs may differ in events per epoch: compare throughputs, and give the GPU's time for the
+            # CPU run's epoch (the same events), not the GPU run's own epoch time.
+            rs = [_time_ratio(gpu, p) for p in pts]
             nodes = [p["nodes"] for p in pts]
             for p, r in zip(pts, rs):
                 ratios.append({"cpu_config": config, "gpu_config": gpu["config"], "projected": projected,
                                "nodes": p["nodes"], "cpu_epoch_s": p["epoch_s"],
-                               "gpu_epoch_s": gpu["epoch_s"], "ratio": r})
+                               "gpu_epoch_s": p["epoch_s"] * r, "ratio": r})
             n_cross, text = crossover(nodes, rs)
             summary.append({"cpu_config": config, "gpu_config": gpu["config"], "projected": projected,
-                            "gpu_epoch_s": gpu["epoch_s"], "gpu_runs": gpu["runs"],
+                            "gpu_epoch_s": pts[-1]["epoch_s"] * rs[-1], "gpu_runs": gpu["runs"],
                             "crossover_nodes": n_cross, "crossover": text,
                             "largest_nodes": nodes[-1], "ratio_at_largest": rs[-1]})
     return summary, ratios

@@ -104,6 +104,16 @@ def test_gpu_comparison_matches_model_image_size_and_batch_only():
     assert (s["largest_nodes"], s["ratio_at_largest"]) == (4, 1.25)
 
 
+def test_gpu_comparison_puts_both_on_the_same_events():
+    # The GPU ran 250 events per epoch in 1.25 s: 5 s for the CPU runs' 1000 events.
+    gpu = rec(system="gpu", device="cuda", backend="none", epoch_s=[1.25], train_events=250)
+    cpu = [rec(nodes=n, world_size=n, epoch_s=[t]) for n, t in ((1, 20.0), (4, 4.0))]
+    records = [gpu, *cpu]
+    summary, ratios = analysis.gpu_comparison(analysis.scaling_rows(records), analysis.gpu_baselines(records))
+    assert [r["ratio"] for r in ratios] == [0.25, 1.25]
+    assert [r["gpu_epoch_s"] for r in ratios] == [5.0, 5.0] and summary[0]["gpu_epoch_s"] == 5.0
+
+
 def test_warnings_for_spread_single_runs_and_quick_preset():
     rows = analysis.scaling_rows([rec(epoch_s=[10.0]), rec(epoch_s=[11.5]),  # 15 % apart
                                   rec(nodes=2, world_size=2, epoch_s=[6.0]),  # one run

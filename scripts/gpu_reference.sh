@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The single-GPU baseline on a machine with a CUDA GPU: the GPU benchmark (benchmarks/bench_gpu.py) and one
+# bench.strong_scaling run per image size at the study's 32K global batch, with what --device cuda does by
+# default (bf16 autocast, channels-last, fused Adam, cuDNN autotuning, the events kept on the GPU).
+#
+#   scripts/gpu_reference.sh [OUT_DIR]        (default results/gpu-reference)
+#
+# Environment: PYTHON (default python3), SIZES (default "64 224"), MICRO_64 / MICRO_224 (images per forward
+# pass; halved and retried when they do not fit), TRAIN_EVENTS (131072), EPOCHS (4: one warm-up, three
+# measured), SYSTEM (the records' system name; default the GPU's name), COMPILE=1 to add torch.compile runs
+# of the benchmark. Writes bench_gpu.txt/.jsonl, records.jsonl and one log per run into OUT_DIR.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-results/gpu-reference}
+py=${PYTHON:-python3}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+"$py" benchmarks/bench_gpu.py --sizes "$(echo ${SIZES:-64 224} | tr ' ' ,)" --steps 10 --repeats 3 \
+    --out "$out/bench_gpu.jsonl" 2>&1 | tee "$out/bench_gpu.txt"
+if [ "${COMPILE:-0}" = 1 ]; then
+    "$py" benchmarks/bench_gpu.py --sizes "$(echo ${SIZES:-64 224} | tr ' ' ,)" --steps 10 --repeats 3 \
+        --compile --out "$out/bench_gpu.jsonl" 2>&1 | tee -a "$out/bench_gpu.txt"
+fi
+
+for size in ${SIZES:-64 224}; do
+    var=MICRO_$size
+    micro=${!var:-$([ "$size" -le 64 ] && echo 4096 || echo 512)}
+    while :; do
+        log="$out/run${size}.log"
+        "$py" -m bench.strong_scaling --device cuda --image-size "$size" --global-batch 32768 \
+            --micro-batch "$micro" --epochs "${EPOCHS:-4}" --train-events "${TRAIN_EVENTS:-131072}" \
+            --val-events 8192 ${SYSTEM:+--system "$SYSTEM"} --out "$out/records.jsonl" 2>&1 | tee "$log"
+        rc=${PIPESTATUS[0]}
+        if [ "$rc" = 2 ] && grep -q "set --micro-batch" "$log" && [ "$micro" -gt 32 ]; then
+            micro=$((micro / 2))
+            echo "retrying ${size}x${size} with --micro-batch $micro"
+            continue
+        fi
+        break
+    done
+done
+echo "records: $out/records.jsonl"
