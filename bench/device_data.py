@@ -101,17 +101,29 @@ class DeviceCache:
     def describe(self) -> dict:
         return self.source.describe()
 
-    def dense(self, indices: np.ndarray) -> torch.Tensor:
-        """float32 (n, 3, H, W) images of ``indices`` on the device (channels-last strides if asked)."""
+    def slots(self, indices: np.ndarray) -> np.ndarray:
+        """Positions of ``indices`` in the cache; IndexError naming an event that was not preloaded."""
         idx = np.asarray(indices, dtype=np.int64).ravel()
         slots = self.slot[idx]
         if len(slots) and slots.min() < 0:
             missing = int(idx[np.flatnonzero(slots < 0)[0]])
             raise IndexError(f"event {missing} was not preloaded on {self.device}")
-        n, s = len(idx), self.size
+        return slots
+
+    def pixels_of(self, slots: np.ndarray) -> int:
+        return int((self.offsets[slots + 1] - self.offsets[slots]).sum())
+
+    def dense(self, indices: np.ndarray) -> torch.Tensor:
+        """float32 (n, 3, H, W) images of ``indices`` on the device (channels-last strides if asked)."""
+        slots = self.slots(indices)
+        dev_slots = torch.from_numpy(slots).to(self.device)
+        return self.build(dev_slots, self.pixels_of(slots))
+
+    def build(self, dev_slots: torch.Tensor, total: int) -> torch.Tensor:
+        """The dense batch of the cache positions ``dev_slots`` (a device tensor) holding ``total`` lit
+        pixels in all (known on the host, so that nothing waits for the device)."""
+        n, s = len(dev_slots), self.size
         per = 3 * s * s
-        total = int((self.offsets[slots + 1] - self.offsets[slots]).sum())  # on the host: no device sync
-        dev_slots = torch.from_numpy(slots).to(self.device, non_blocking=True)
         start = self._offsets[dev_slots]
         count = self._offsets[dev_slots + 1] - start
         row = torch.repeat_interleave(torch.arange(n, device=self.device), count, output_size=total)
@@ -126,22 +138,31 @@ class DeviceCache:
 
 class DeviceLoader:
     """The Prefetcher's interface (``get``/``close``) over a DeviceCache: the next batch is built on the
-    device when asked for; labels and weights are indexed on the device too."""
+    device when asked for. The positions of all batches go to the device once, with the labels and
+    weights, so that a step copies nothing from the host and waits for nothing."""
 
     def __init__(self, cache: DeviceCache, batches: list[np.ndarray], weights: np.ndarray | None):
-        self.cache, self.batches = cache, batches
+        self.cache = cache
+        flat = [np.asarray(b, dtype=np.int64).reshape(-1) for b in batches]
+        every = np.concatenate(flat) if flat else np.zeros(0, np.int64)
+        slots = cache.slots(every)
+        bounds = np.concatenate([[0], np.cumsum([len(f) for f in flat])]).astype(np.int64)
+        self._totals = [cache.pixels_of(slots[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._bounds = bounds
         w = cache.weights if weights is None else weights
-        self._y = torch.from_numpy(np.asarray(cache.labels, np.float32)).to(cache.device)
-        self._w = torch.from_numpy(np.asarray(w, np.float32)).to(cache.device)
+        dev = cache.device
+        self._slots = torch.from_numpy(slots).to(dev)
+        self._y = torch.from_numpy(np.asarray(cache.labels, np.float32)[every]).to(dev)
+        self._w = torch.from_numpy(np.asarray(w, np.float32)[every]).to(dev)
         self._next = 0
 
     def get(self):
-        if self._next >= len(self.batches):
+        k = self._next
+        if k >= len(self._totals):
             raise StopIteration
-        idx = np.ascontiguousarray(self.batches[self._next].reshape(-1), dtype=np.int64)
         self._next += 1
-        dev_idx = torch.from_numpy(idx).to(self.cache.device, non_blocking=True)
-        return self.cache.dense(idx), self._y[dev_idx], self._w[dev_idx]
+        part = slice(int(self._bounds[k]), int(self._bounds[k + 1]))
+        return self.cache.build(self._slots[part], self._totals[k]), self._y[part], self._w[part]
 
     def close(self) -> None:
         pass

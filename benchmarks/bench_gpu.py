@@ -2,7 +2,7 @@
 of the GPU's dense bf16 peak and of a bf16 matrix multiply measured on the device.
 
     PYTHONPATH=. python benchmarks/bench_gpu.py [--sizes 64,224] [--batch-64 512] [--batch-224 128]
-        [--amp bf16|fp16|none] [--compile] [--steps 20] [--repeats 5]
+        [--amp bf16|fp16|none] [--compile off|on|both] [--profile] [--steps 20] [--repeats 5] [--out F]
 
 What a competent user runs (the harness's --device cuda settings, bench/speed.py): bf16 autocast,
 channels-last, the fused Adam, cuDNN autotuning, optionally torch.compile. Two figures per image size:
@@ -77,13 +77,33 @@ def matmul_tflops(device, dtype, repeats: int, n: int = MATMUL_N) -> float:
     return 10 * 2 * n ** 3 / statistics.median(timed(ten, device, repeats)) / 1e12
 
 
+def profile(steps, compiled: bool, size: int, top: int = 12) -> None:
+    """The kernels of three training steps, by GPU time (torch.profiler)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        steps(3)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" or e.self_device_time_total > 0]
+    total = sum(e.self_device_time_total for e in events) or 1.0
+    print(f"  profile, {size}x{size}, compile {'on' if compiled else 'off'}: GPU time of 3 steps "
+          f"{total / 1e3:.1f} ms")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:top]:
+        print(f"    {e.self_device_time_total / total:6.1%}  {e.count:5d}x  {e.key[:100]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,224")
     ap.add_argument("--batch-64", type=int, default=1024)
     ap.add_argument("--batch-224", type=int, default=256)
     ap.add_argument("--amp", default="bf16", choices=["bf16", "fp16", "none"])
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--compile", default="off", choices=["off", "on", "both"],
+                    help="torch.compile the model; both: eager and compiled in turn, side by side")
+    ap.add_argument("--no-host-data", dest="host_data", action="store_false",
+                    help="skip the epoch with the CPU loader (eager only anyway)")
+    ap.add_argument("--profile", action="store_true", help="print the GPU kernels that take the most time")
     ap.add_argument("--memory-format", default="channels_last", choices=["channels_last", "contiguous"])
     ap.add_argument("--steps", type=int, default=20, help="training steps per repeat")
     ap.add_argument("--repeats", type=int, default=5)
@@ -119,75 +139,87 @@ def main() -> int:
           + (f" ({mm_bf16 / peak:.0%} of peak)" if peak else ""))
     fmt = speed.memory_format(args.memory_format)
     world = init_world()
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     for size in (int(s) for s in args.sizes.split(",")):
         batch = args.batch_64 if size <= 64 else args.batch_224
-        torch.manual_seed(0)
-        net = models.get_model("circpad", image_size=size).to(device)
-        x = torch.rand(2, 3, size, size, device=device)
-        with FlopCounterMode(display=False) as counter:
-            F.binary_cross_entropy_with_logits(net(x), torch.rand(2, device=device)).backward()
-        flops = counter.get_total_flops() / 2
-        net.zero_grad(set_to_none=True)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3, **speed.optimizer_kwargs("fused"))
-        model = speed.maybe_compile(net, args.compile)
-        precision = speed.Precision(args.amp, device)
-        sync = GradSync(world)
         source = SyntheticSource(batch * args.steps, image_size=size, seed=1)
+        cache = DeviceCache(source, np.arange(len(source)), device, fmt == torch.channels_last)
+        tw = training_weights(source.labels, source.weights)
+        plan = epoch_plan(np.arange(len(source)), 0, 1, batch, 1, 0, batch)
         b = source.load(np.arange(batch))
         xb = torch.from_numpy(b.x).to(device).contiguous(memory_format=fmt)
         yb = torch.from_numpy(b.y).to(device)
+        flops = None
+        for compiled in compiles:
+            torch.manual_seed(0)
+            net = models.get_model("circpad", image_size=size).to(device)
+            if flops is None:
+                x = torch.rand(2, 3, size, size, device=device)
+                with FlopCounterMode(display=False) as counter:
+                    F.binary_cross_entropy_with_logits(net(x), torch.rand(2, device=device)).backward()
+                flops = counter.get_total_flops() / 2
+                net.zero_grad(set_to_none=True)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, **speed.optimizer_kwargs("fused"))
+            model = speed.maybe_compile(net, compiled)
+            precision = speed.Precision(args.amp, device)
+            sync = GradSync(world)
 
-        def steps():
-            for _ in range(args.steps):
-                with precision.autocast():
-                    logits = model(xb)
-                precision.backward(F.binary_cross_entropy_with_logits(logits.float(), yb))
-                precision.step(sync, opt)
-                opt.zero_grad(set_to_none=False)
-        steps()  # warm-up: cuDNN autotuning, compilation
-        step_rate = args.steps * batch / statistics.median(timed(steps, device, args.repeats))
+            def steps(n=args.steps):
+                for _ in range(n):
+                    with precision.autocast():
+                        logits = model(xb)
+                    precision.backward(F.binary_cross_entropy_with_logits(logits.float(), yb))
+                    precision.step(sync, opt)
+                    opt.zero_grad(set_to_none=False)
+            t0 = time.perf_counter()
+            steps(3)  # warm-up: cuDNN autotuning, compilation
+            warm_s = time.perf_counter() - t0
+            step_rate = args.steps * batch / statistics.median(timed(steps, device, args.repeats))
 
-        tw = training_weights(source.labels, source.weights)
-        plan = epoch_plan(np.arange(len(source)), 0, 1, batch, 1, 0, batch)
-        cache = DeviceCache(source, np.arange(len(source)), device, fmt == torch.channels_last)
+            def epochs(images):
+                rates, waits = [], []
+                for r in range(args.repeats + 1):  # the first epoch is the warm-up
+                    t = train_epoch(model, opt, sync, world, images, plan, tw, device, r, prefetch=4,
+                                    precision=precision, memory_format=fmt)
+                    if r:
+                        rates.append(len(t.step_s) * batch / t.epoch_s)
+                        waits.append(t.data_wait_s / t.epoch_s)
+                return statistics.median(rates), statistics.median(waits)
 
-        def epochs(images):
-            rates, waits = [], []
-            for r in range(args.repeats + 1):  # the first epoch is the warm-up
-                t = train_epoch(model, opt, sync, world, images, plan, tw, device, r, prefetch=4,
-                                precision=precision, memory_format=fmt)
-                if r:
-                    rates.append(len(t.step_s) * batch / t.epoch_s)
-                    waits.append(t.data_wait_s / t.epoch_s)
-            return statistics.median(rates), statistics.median(waits)
-
-        host_rate, host_wait = epochs(source)
-        dev_rate, dev_wait = epochs(cache)
-        build_s = statistics.median(timed(lambda: [cache.dense(p.reshape(-1)) for p in plan], device,
-                                          args.repeats)) / len(plan)
-        print(f"circpad {size}x{size}, batch {batch}, amp {args.amp}, {args.memory_format}, "
-              f"compile {'on' if args.compile else 'off'}: {flops / 1e9:.2f} training GFLOP/image; "
-              f"{cache.events} events preloaded in {cache.preload_s:.1f} s "
-              f"({cache.nbytes / 2**20:.0f} MiB on the device)")
-        rows = (("step (batch on the device)", step_rate, None),
-                ("harness, host data (CPU loader)", host_rate, host_wait),
-                ("harness, device data", dev_rate, dev_wait))
-        for label, rate, wait in rows:
-            achieved = rate * flops / 1e12
-            print(f"  {label:32s} {rate:9.0f} images/s  {achieved:6.1f} TFLOP/s"
-                  + (f"  {achieved / peak:5.1%} of peak" if peak else "")
-                  + f"  {achieved / mm_bf16:5.1%} of the bf16 matmul"
-                  + (f", data wait {wait:.1%} of the epoch" if wait is not None else ""))
-            if args.out:
-                with open(args.out, "a") as fh:
-                    fh.write(json.dumps({
-                        "benchmark": "bench_gpu", "variant": label, "gpu": name, "torch": torch.__version__,
-                        "image_size": size, "batch": batch, "amp": args.amp, "memory_format": args.memory_format,
-                        "compile": args.compile, "images_per_s": rate, "training_gflop_per_image": flops / 1e9,
-                        "achieved_tflops": achieved, "peak_bf16_tflops": peak, "matmul_bf16_tflops": mm_bf16,
-                        "data_wait_fraction": wait}) + "\n")
-        step_s = batch / dev_rate
-        print(f"  building one batch on the device: {build_s * 1e3:.2f} ms, {build_s / step_s:.1%} of the step")
+            rows = [("step (batch on the device)", step_rate, None)]
+            if args.host_data and not compiled:
+                rows.append(("harness, host data (CPU loader)", *epochs(source)))
+            dev_rate, dev_wait = epochs(cache)
+            rows.append(("harness, device data", dev_rate, dev_wait))
+            print(f"circpad {size}x{size}, batch {batch}, amp {args.amp}, {args.memory_format}, "
+                  f"compile {'on' if compiled else 'off'} (warm-up {warm_s:.0f} s): "
+                  f"{flops / 1e9:.2f} training GFLOP/image")
+            for label, rate, wait in rows:
+                achieved = rate * flops / 1e12
+                print(f"  {label:32s} {rate:9.0f} images/s  {achieved:6.1f} TFLOP/s"
+                      + (f"  {achieved / peak:5.1%} of peak" if peak else "")
+                      + f"  {achieved / mm_bf16:5.1%} of the bf16 matmul"
+                      + (f", data wait {wait:.1%} of the epoch" if wait is not None else ""))
+                if args.out:
+                    with open(args.out, "a") as fh:
+                        fh.write(json.dumps({
+                            "benchmark": "bench_gpu", "variant": label, "gpu": name, "torch": torch.__version__,
+                            "image_size": size, "batch": batch, "amp": args.amp,
+                            "memory_format": args.memory_format, "compile": compiled, "images_per_s": rate,
+                            "training_gflop_per_image": flops / 1e9, "achieved_tflops": achieved,
+                            "peak_bf16_tflops": peak, "matmul_bf16_tflops": mm_bf16,
+                            "data_wait_fraction": wait}) + "\n")
+            if not compiled:
+                build_s = statistics.median(timed(lambda: [cache.dense(p.reshape(-1)) for p in plan], device,
+                                                  args.repeats)) / len(plan)
+                print(f"  building one batch on the device: {build_s * 1e3:.2f} ms, "
+                      f"{build_s * dev_rate / batch:.1%} of the step; {cache.events} events preloaded in "
+                      f"{cache.preload_s:.1f} s ({cache.nbytes / 2**20:.0f} MiB on the device)")
+            if args.profile and device.type == "cuda":
+                try:
+                    profile(steps, compiled, size)
+                except Exception as exc:  # noqa: BLE001 - the figures above are kept
+                    print(f"  profile failed: {exc!r}")
     return 0
 
 

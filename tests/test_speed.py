@@ -115,7 +115,9 @@ def test_options_are_in_the_record(tmp_path):
 @pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
 def test_cuda_training_step(amp):
     losses = train_losses(fmt="channels_last", impl="fused", amp=amp, device="cuda")
-    np.testing.assert_allclose(losses, train_losses(), rtol=0.05 if amp != "none" else 1e-3)
+    # fp32 on the GPU runs the convolutions in TF32 (PyTorch's default for cuDNN): 10 mantissa bits, so a
+    # few 1e-3 after three steps (seen on an H100: 2.9e-3).
+    np.testing.assert_allclose(losses, train_losses(), rtol=0.05 if amp != "none" else 1e-2)
 
 
 @needs_cuda
