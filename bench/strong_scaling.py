@@ -165,7 +165,7 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     sync = backends.make(backend, world)
     sync.broadcast_parameters(net)
     model, optimizer = sync.wrap(net, optimizer, per_rank // micro)
-    model = speed.maybe_compile(model, cfg.compile)  # training only; validation runs the eager net
+    model = speed.maybe_compile(model, cfg.compile == "on")  # training only; validation runs the eager net
     precision = speed.Precision(cfg.amp, device)
     lr_at = lr_schedule(cfg)
     bar = tqdm(total=cfg.epochs, initial=len(epochs), desc=f"{world.size} rank(s)", unit="epoch",

@@ -113,7 +113,7 @@ def _worker(conn, kind, flags, args):
         torch.manual_seed(0)
         net = models.get_model(cfg.model, image_size=cfg.image_size)
         opt = make_optimizer(cfg, net)
-        model = speed.maybe_compile(net, cfg.compile)
+        model = speed.maybe_compile(net, cfg.compile == "on")
         precision = speed.Precision(cfg.amp, torch.device("cpu"))
         n = args.batch * args.steps
         source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed, n)

@@ -7,8 +7,10 @@
 #
 # Environment: PYTHON (default python3), SIZES (default "64 224"), MICRO_64 / MICRO_224 (images per forward
 # pass; halved and retried when they do not fit), TRAIN_EVENTS (131072), EPOCHS (4: one warm-up, three
-# measured), SYSTEM (the records' system name; default the GPU's name), COMPILE=1 to add torch.compile runs
-# of the benchmark. Writes bench_gpu.txt/.jsonl, records.jsonl and one log per run into OUT_DIR.
+# measured), SYSTEM (the records' system name; default the GPU's name), BENCH_FLAGS (more flags for
+# bench_gpu.py, e.g. --no-host-data). The benchmark measures eager and torch.compile side by side; the runs
+# use the harness's cuda defaults (compile on). Writes bench_gpu.txt/.jsonl, records.jsonl and one log per
+# run into OUT_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results/gpu-reference}
@@ -17,11 +19,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 
 "$py" benchmarks/bench_gpu.py --sizes "$(echo ${SIZES:-64 224} | tr ' ' ,)" --steps 10 --repeats 3 \
-    --out "$out/bench_gpu.jsonl" 2>&1 | tee "$out/bench_gpu.txt"
-if [ "${COMPILE:-0}" = 1 ]; then
-    "$py" benchmarks/bench_gpu.py --sizes "$(echo ${SIZES:-64 224} | tr ' ' ,)" --steps 10 --repeats 3 \
-        --compile --out "$out/bench_gpu.jsonl" 2>&1 | tee -a "$out/bench_gpu.txt"
-fi
+    --compile both ${BENCH_FLAGS:-} --out "$out/bench_gpu.jsonl" 2>&1 | grep -v -i warn | tee "$out/bench_gpu.txt"
 
 for size in ${SIZES:-64 224}; do
     var=MICRO_$size

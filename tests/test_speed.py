@@ -93,8 +93,10 @@ def test_unknown_speed_option_exits_2(flag, value, tmp_path, capsys):
 def test_defaults_and_flags():
     cfg = parse_config([])
     assert (cfg.memory_format, cfg.amp, cfg.compile, cfg.optimizer_impl, cfg.cpu_allocator) == \
-        ("channels_last", "none", False, "fused", "reuse")
-    assert parse_config(["--compile"]).compile is True
+        ("channels_last", "none", "off", "fused", "reuse")
+    assert parse_config(["--compile"]).compile == "on"
+    assert parse_config(["--compile", "off", "--device", "cuda"]).compile == "off"
+    assert parse_config(["--device", "cuda"]).compile == "on"
 
 
 def test_options_are_in_the_record(tmp_path):
