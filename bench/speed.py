@@ -60,22 +60,14 @@ def optimizer_kwargs(impl: str) -> dict:
 
 
 def maybe_compile(model, enabled: bool):
-    """torch.compile (inductor) of the training forward and backward; the first step pays the
-    compilation (kept in the warm-up epoch).
+    """torch.compile (inductor) of the training forward and backward, with static shapes; the first step
+    pays the compilation (kept in the warm-up epoch).
 
-    Inductor's layout optimisation is turned off (unless TORCHINDUCTOR_LAYOUT_OPTIMIZATION is set): the
-    images already come channels-last, and with it on the compiled step at 224x224 ran 0.80x eager on an
-    H100 (cuDNN layout conversions around every convolution), against 1.79x with it off
-    (benchmarks/bench_gpu.py, reports/reference/).
+    ``dynamic=False``: a second input shape in one process (bench_gpu.py measures 64x64, then 224x224)
+    otherwise recompiles the shared forward with symbolic sizes, which ran 0.80x eager at 224x224 on an
+    H100, against 1.8x for a static compilation (reports/reference/).
     """
-    if not enabled:
-        return model
-    import os
-
-    import torch._inductor.config as inductor_config
-    if "TORCHINDUCTOR_LAYOUT_OPTIMIZATION" not in os.environ:
-        inductor_config.layout_optimization = False
-    return torch.compile(model)
+    return torch.compile(model, dynamic=False) if enabled else model
 
 
 class Precision:
