@@ -318,11 +318,16 @@ def recorded_sizes(path: str, sweep_id: str) -> set[int]:
     return {r["world_size"] for r in records if r.get("sweep_id") == sweep_id and "world_size" in r}
 
 
-def pick_device(name: str):
+def pick_device(name: str, local_rank: int = 0):
+    """The CPU, or the GPU of this rank: ranks on a node take its GPUs in turn (local rank modulo count)."""
     import torch
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    return torch.device("cuda", 0) if name == "cuda" else torch.device("cpu")
+    if name != "cuda":
+        return torch.device("cpu")
+    device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    return device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sweep_sizes(world.size) if cfg.sweep else [world.size]
     try:
         backend = backends.resolve(cfg.backend, world.size)
-        device = pick_device(cfg.device)
+        device = pick_device(cfg.device, world.local_rank)
         data = open_data(cfg)
         check_fits(cfg, data, sizes)
     except (UsageError, BackendError, DataError) as exc:

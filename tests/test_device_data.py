@@ -146,3 +146,13 @@ def test_cuda_run_defaults_to_device_data_and_bf16(tmp_path):
     rec = _run(tmp_path, "gpu", "--device", "cuda")
     assert rec["device"] == "cuda" and rec["config"]["amp"] == "bf16"
     assert rec["data_placement"] == "device" and rec["data_wait_s"] < rec["compute_s"]
+
+
+def test_ranks_on_a_node_take_its_gpus_in_turn(monkeypatch):
+    from bench.strong_scaling import pick_device
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert [pick_device("cuda", r).index for r in range(4)] == [0, 1, 0, 1] == [d.index for d in chosen]
+    assert pick_device("cpu", 3) == torch.device("cpu")
