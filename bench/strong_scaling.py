@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(world, str(exc))
     try:
         data = place_data(cfg, data, device)
-    except DevicePlacementError as exc:  # free memory can differ between ranks: end them all
+    except (DevicePlacementError, DataError) as exc:  # free memory can differ between ranks: end them all
         if world.size == 1:
             return fail(world, str(exc))
         print(f"error: rank {world.rank}: {exc}", file=sys.stderr, flush=True)

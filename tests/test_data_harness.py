@@ -123,6 +123,7 @@ BAD_FILES = {
     ("one_class", ["--image-size", "16"], "one.h5"),
     ("layout", ["--image-size", "16"], "layout.h5"),
     ("nan_pixels", ["--image-size", "16"], "pixels/value"),  # found while training: still exit 2
+    ("nan_pixels", ["--image-size", "16", "--data-placement", "device"], "pixels/value"),  # in the preload
     ("negative_weight", ["--image-size", "16"], "gen_weight"),
 ])
 def test_bad_data_files_exit_2(case, args, needle, store, tmp_path):
