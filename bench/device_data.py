@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from bench.prefetch import Prefetcher
 from data.base import SparseImages, sparse_of_dense
 
 
@@ -25,7 +26,8 @@ class DevicePlacementError(RuntimeError):
 
 
 def sparse_of(source, indices: np.ndarray) -> SparseImages:
-    """The source's own sparse reader if it has one, else its dense images compressed."""
+    """The source's own sparse reader if it has one (the toy, the sparse store), else its dense images
+    compressed (a dense file, or any other EventSource)."""
     if hasattr(source, "sparse"):
         return source.sparse(indices)
     return sparse_of_dense(source.load(indices).x)
@@ -173,5 +175,4 @@ def loader(source, batches: list[np.ndarray], weights: np.ndarray | None, depth:
     """A DeviceLoader for a DeviceCache, else the background Prefetcher (bench/prefetch.py)."""
     if isinstance(source, DeviceCache):
         return DeviceLoader(source, batches, weights)
-    from bench.prefetch import Prefetcher
     return Prefetcher(source, batches, weights, depth=depth, pin=pin, memory_format=memory_format)

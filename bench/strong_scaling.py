@@ -11,7 +11,7 @@ import resource
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -20,7 +20,7 @@ from bench import backends
 from bench.backends import BackendError
 from bench.comm import World, abort_on_uncaught, init_world, mpi_library
 from bench.config import Config, UsageError, as_dict, parse_config
-from bench.device_data import DevicePlacementError
+from bench.device_data import DeviceCache, DevicePlacementError
 from bench.records import SCHEMA_VERSION, RecordPathError, append_record, check_writable
 from bench.train import NonFiniteLoss
 from data.base import DataError
@@ -43,14 +43,8 @@ def place_data(cfg: Config, data: Data, device) -> Data:
     """With --data-placement device: every event of the three splits preloaded on ``device``."""
     if cfg.data_placement != "device":
         return data
-    from dataclasses import replace
-
-    from bench.device_data import DeviceCache
-    from bench.speed import memory_format
-    import torch
-
     events = np.concatenate([data.split.train, data.split.val, data.split.test])
-    cache = DeviceCache(data.source, events, device, memory_format(cfg.memory_format) == torch.channels_last)
+    cache = DeviceCache(data.source, events, device, cfg.memory_format == "channels_last")
     return replace(data, cache=cache)
 
 
@@ -58,6 +52,16 @@ def fail(world: World | None, message: str) -> int:
     if world is None or world.is_root:
         print(f"error: {message}", file=sys.stderr, flush=True)
     return 2
+
+
+def fail_rank(world: World, message: str, code: int) -> int:
+    """An error that may be this rank's alone: one process returns ``code``; under MPI this rank prints
+    its message and ends every rank (the others may be waiting in a collective)."""
+    if world.size == 1:
+        fail(world, message)
+        return code
+    print(f"error: rank {world.rank}: {message}", file=sys.stderr, flush=True)
+    world.abort(code)
 
 
 def sweep_sizes(n: int) -> list[int]:
@@ -348,11 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(world, str(exc))
     try:
         data = place_data(cfg, data, device)
-    except (DevicePlacementError, DataError) as exc:  # free memory can differ between ranks: end them all
-        if world.size == 1:
-            return fail(world, str(exc))
-        print(f"error: rank {world.rank}: {exc}", file=sys.stderr, flush=True)
-        world.abort(2)
+    except (DevicePlacementError, DataError) as exc:  # free memory can differ between ranks
+        return fail_rank(world, str(exc), 2)
     import torch
     threads = default_threads(cfg, world)
     torch.set_num_threads(threads)
@@ -370,12 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 record = run(cfg, sub, backend, device, threads, data, sweep_id)
             except (NonFiniteLoss, UsageError, DataError) as exc:  # not a valid result: nothing recorded
-                code = 1 if isinstance(exc, NonFiniteLoss) else 2
-                if world.size == 1:
-                    fail(world, str(exc))
-                    return code
-                print(f"error: rank {world.rank}: {exc}; no record written", file=sys.stderr, flush=True)
-                world.abort(code)
+                suffix = "" if world.size == 1 else "; no record written"
+                return fail_rank(world, f"{exc}{suffix}", 1 if isinstance(exc, NonFiniteLoss) else 2)
             if record is not None:
                 append_record(cfg.out, record)
                 rate = record["images_per_s"]

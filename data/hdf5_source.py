@@ -20,8 +20,7 @@ import h5py
 import numpy as np
 
 from data import store as st
-from data.base import (NORMALISATIONS, Batch, DataError, SparseImages, normalise, sparse_images,
-                       sparse_of_dense)
+from data.base import NORMALISATIONS, Batch, DataError, SparseImages, normalise, sparse_images
 
 # Sorted indices closer than this are read in one contiguous range: reading a few unwanted events
 # (about 5 KB each) is cheaper than another h5py call, but a wide gap would read much of the file.
@@ -289,10 +288,6 @@ class DenseSource(_Base):
             raise DataError(f"{self.path}: dataset {self._images[0].name} has a non-finite pixel in event "
                             f"{int(idx[np.flatnonzero(bad)[0]])}")
         return Batch(x=normalise(x, self.normalisation), y=self.labels[idx], w=self.weights[idx])
-
-    def sparse(self, indices) -> SparseImages:
-        """The normalised images of ``indices`` as their lit pixels (read dense, then compressed)."""
-        return sparse_of_dense(self.load(indices).x)
 
     def describe(self) -> dict:
         return self._describe(self.layout, [])

@@ -209,8 +209,8 @@ def gpu_comparison(rows: list[dict], gpus: list[dict]) -> tuple[list[dict], list
             g = dict(zip(CONFIG_FIELDS, gpu["config"]))
             if any(cpu[f] != g[f] for f in COMPARE_FIELDS):
                 continue
-            # Runs may differ in events per epoch: compare throughputs, and give the GPU's time for the
-            # CPU run's epoch (the same events), not the GPU run's own epoch time.
+            # Runs may differ in events per epoch: compare times per event, and give the GPU's time for
+            # the CPU run's epoch (the same events), not the GPU run's own epoch time.
             rs = [_time_ratio(gpu, p) for p in pts]
             nodes = [p["nodes"] for p in pts]
             for p, r in zip(pts, rs):
