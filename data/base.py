@@ -65,20 +65,26 @@ def sparse_images(rows: np.ndarray, pixel: np.ndarray, value: np.ndarray, n: int
     if mode not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {mode!r}; choose from {', '.join(NORMALISATIONS)}")
     per = 3 * size * size
-    keys, inverse = np.unique(np.asarray(rows, np.int64) * per + pixel, return_inverse=True)
-    summed = np.bincount(inverse, np.asarray(value, np.float64), minlength=len(keys)).astype(np.float32)
+    row, pix = np.asarray(rows, np.int64), np.asarray(pixel, np.int64)
+    keys = row * per + pix
+    if (np.diff(keys) > 0).all():  # already in order without repeats (a store's events): nothing to sum
+        summed = np.asarray(value, np.float64).astype(np.float32)
+    else:
+        keys, inverse = np.unique(keys, return_inverse=True)
+        summed = np.bincount(inverse, np.asarray(value, np.float64), minlength=len(keys)).astype(np.float32)
+        row, pix = keys // per, keys % per
     keep = summed != 0
-    keys, summed = keys[keep], summed[keep]
-    row, pix = keys // per, keys % per
+    if not keep.all():
+        row, pix, summed = row[keep], pix[keep], summed[keep]
     if mode == "log":
         summed = np.log10(summed / np.float32(1e-5) + np.float32(1.0))
-    elif mode in ("max", "ref_max"):
+    elif mode in ("max", "ref_max") and len(summed):
         chan = pix // (size * size)
-        slot = row * 3 + chan
-        peak = np.zeros(3 * n, dtype=np.float32)
-        np.maximum.at(peak, slot, summed)
-        peak = np.where(peak > 0, peak, np.float32(1.0))
-        divided = summed / peak[slot]
+        slot = row * 3 + chan  # non-decreasing: the deposits are in (event, pixel) order here
+        first = np.flatnonzero(np.diff(slot, prepend=-1))
+        peak = np.maximum.reduceat(summed, first)
+        peak = np.repeat(np.where(peak > 0, peak, np.float32(1.0)), np.diff(first, append=len(slot)))
+        divided = summed / peak
         summed = divided if mode == "max" else np.where(chan == 1, summed, divided)
     return SparseImages(counts=np.bincount(row, minlength=n).astype(np.int64), pixel=pix.astype(np.int32),
                         value=summed.astype(np.float32))

@@ -158,34 +158,36 @@ class SparseSource(_Base):
         self.block = int((ev["label"].chunks or (256,))[0])
 
     def _pixels(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row in ``idx``, pixel, value) of every stored pixel of the events ``idx``, checked."""
+        """(row in ``idx``, pixel, value) of every stored pixel of the events ``idx``, checked, in the order
+        of ``idx`` (each event's pixels as stored: sorted, so that sparse_images has nothing to sort)."""
         npix = 3 * self.image_size ** 2
+        counts = self.offsets[idx + 1] - self.offsets[idx]
+        out_start = np.cumsum(counts) - counts  # where each requested event's pixels go
+        rows = np.repeat(np.arange(len(idx)), counts)
+        p = np.empty(len(rows), dtype=np.int64)  # wide enough that a bad index cannot wrap past the check
+        v = np.empty(len(rows), dtype=np.float32)
         order = np.argsort(idx, kind="stable")
         sidx = idx[order]
-        rows, pixels, values = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
         for a, b in _runs(sidx):
             ev = sidx[a:b]
             lo, hi = int(self.offsets[ev[0]]), int(self.offsets[ev[-1] + 1])
             with self._lock:  # h5py is not safe for concurrent use of one file handle
                 pix = self._index[lo:hi]
                 val = self._value[lo:hi]
-            counts = self.offsets[ev + 1] - self.offsets[ev]
-            starts = self.offsets[ev] - lo
-            # Gather positions of every requested event's pixels inside the range read.
-            first_out = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            pos = np.repeat(starts - first_out, counts) + np.arange(counts.sum())
-            r = np.repeat(order[a:b], counts)
-            p, v = pix[pos], val[pos]
-            bad = ~np.isfinite(v)
-            if bad.any():
-                raise DataError(f"{self.path}: dataset pixels/value has a non-finite value in event "
-                                f"{int(idx[r[np.flatnonzero(bad)[0]]])}")
-            if len(p) and (p.min() < 0 or p.max() >= npix):
-                raise DataError(f"{self.path}: dataset pixels/index has an index outside 0..{npix - 1}")
-            rows.append(r)
-            pixels.append(p.astype(np.int64))
-            values.append(v)
-        return np.concatenate(rows), np.concatenate(pixels), np.concatenate(values)
+            # Each of these events' pixels: from its place in the range read to its place in the output.
+            c = counts[order[a:b]]
+            first = np.cumsum(c) - c
+            within = np.arange(c.sum()) - np.repeat(first, c)
+            src = np.repeat(self.offsets[ev] - lo, c) + within
+            dst = np.repeat(out_start[order[a:b]], c) + within
+            p[dst], v[dst] = pix[src], val[src]
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise DataError(f"{self.path}: dataset pixels/value has a non-finite value in event "
+                            f"{int(idx[rows[np.flatnonzero(bad)[0]]])}")
+        if len(p) and (p.min() < 0 or p.max() >= npix):
+            raise DataError(f"{self.path}: dataset pixels/index has an index outside 0..{npix - 1}")
+        return rows, p, v
 
     def sparse(self, indices) -> SparseImages:
         """The normalised images of ``indices`` as their lit pixels (no dense array is made)."""
