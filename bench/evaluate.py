@@ -19,9 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+import models
 from bench import physics
-from bench.comm import abort_on_uncaught, init_world
-from bench.config import UsageError, from_dict
+from bench.errors import fail
+from bench.runner.checkpoint import load_model
+from bench.runner.comm import abort_on_uncaught, init_world
+from bench.runner.config import UsageError, from_dict
+from bench.runner.data_setup import open_data
+from bench.runner.environment import default_threads
 from data.base import DataError
 
 # Fewer unweighted background events than this at the comparison point make the ratio a rough estimate.
@@ -69,10 +74,6 @@ def check_args(a: argparse.Namespace) -> None:
 
 def load(path: str, data: str):
     """(model, config, events to score, source, model file dict) for one model file."""
-    import models
-    from bench.checkpoint import load_model
-    from bench.strong_scaling import open_data
-
     state = load_model(path)
     cfg = from_dict({**state["config"], **({"data": data} if data else {})})
     trained_on = state.get("data", {})
@@ -81,7 +82,7 @@ def load(path: str, data: str):
         raise UsageError(f"--model-weights {path}: trained when {cfg.data} held {trained_on['n_events']} events; "
                          f"it now holds {len(d.source)}, so the split differs and test events could be training "
                          "events. Evaluate on a file the model never saw with --data FILE --all-events")
-    net = models.get_model(cfg.model, image_size=cfg.image_size, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum)
+    net = models.from_config(cfg)
     try:
         net.load_state_dict(state["state_dict"])
     except RuntimeError as exc:
@@ -98,13 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_args(a)
     except UsageError as exc:
-        if world.is_root:
-            print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), world)
     import torch
 
-    from bench.train import score_events
-    torch.set_num_threads(a.threads or max(1, (os.cpu_count() or 1) // world.ranks_per_node))
+    from bench.runner.train import score_events
+    torch.set_num_threads(default_threads(a.threads, world.ranks_per_node))
     entries = []
     for k, path in enumerate(a.model_weights):
         try:
@@ -115,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 idx, scores = scored
                 cmp, flow = physics.on_source(d.source, idx, scores, a.luminosity, a.bootstrap, seed=k)
         except (UsageError, DataError, ValueError) as exc:
-            if world.is_root:
-                print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return fail(str(exc), world)
         if world.is_root:
             label = a.labels[k] if a.labels else f"{state.get('world_size', '?')} rank(s)"
             entries.append({"label": label, "model_file": os.path.abspath(path), "run_id": state.get("run_id"),
@@ -130,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(entries: list[dict], out: Path) -> None:
-    from reports import physics as figs
+    from reports import cnn_vs_cuts as figs
 
     sizes = {e["image_size"] for e in entries}
     figs.roc_figure(entries, out)

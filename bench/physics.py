@@ -19,21 +19,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# Signal region of the reference group (SPEC.md, 'Cut-based baseline'), applied after the baseline.
-SR_NJET_MIN, SR_NB_MIN, SR_MJ_MIN, SR_HT_MIN = 8, 3, 800.0, 1500.0
+from data.selection import signal_region, signal_region_steps
+
 LUMINOSITY_FB = 138.0  # the reference code's luminosity
 PB_PER_FB = 1e3  # 1 fb^-1 = 1000 pb^-1
 DISCOVERY_Z = 5.0
-JET_QUANTITIES = ("njet", "nb", "ht", "mj")
-
-
-def signal_region(table: dict) -> np.ndarray:
-    """True for events in the cut-based signal region (``table``: njet, nb, ht, mj per event)."""
-    missing = [k for k in JET_QUANTITIES if k not in table]
-    if missing:
-        raise KeyError(f"jet quantities missing for the cut-based selection: {', '.join(missing)}")
-    return ((np.asarray(table["njet"]) >= SR_NJET_MIN) & (np.asarray(table["nb"]) >= SR_NB_MIN)
-            & (np.asarray(table["mj"]) > SR_MJ_MIN) & (np.asarray(table["ht"]) > SR_HT_MIN))
 
 
 def efficiencies(selected: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
@@ -46,11 +36,7 @@ def efficiencies(selected: np.ndarray, labels: np.ndarray, weights: np.ndarray) 
 def cut_flow(table: dict, labels: np.ndarray, weights: np.ndarray) -> list[dict]:
     """The signal region's cuts applied one after another: weighted efficiencies and raw counts."""
     sig = np.asarray(labels) == 1
-    steps = (("baseline", np.ones(len(sig), dtype=bool)),
-             (f"Njet >= {SR_NJET_MIN}", np.asarray(table["njet"]) >= SR_NJET_MIN),
-             (f"Nb >= {SR_NB_MIN}", np.asarray(table["nb"]) >= SR_NB_MIN),
-             (f"MJ > {SR_MJ_MIN:g} GeV", np.asarray(table["mj"]) > SR_MJ_MIN),
-             (f"HT > {SR_HT_MIN:g} GeV", np.asarray(table["ht"]) > SR_HT_MIN))
+    steps = signal_region_steps(table)
     rows, keep = [], np.ones(len(sig), dtype=bool)
     for name, cut in steps:
         keep = keep & cut

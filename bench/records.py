@@ -1,34 +1,249 @@
-"""Appending run records: one JSON object per line, a complete line or nothing.
+"""The run record: its schema, one writer and one reader. Torch-free, MPI-free.
 
-The line is written by one ``write()`` on a descriptor opened with O_APPEND, under an exclusive
-``flock`` (so two jobs appending to the same file never interleave), then ``fsync``ed.
+One JSON object per run, on one line, appended to a JSON-lines file (``--out``). ``FIELDS`` lists every
+field with its JSON type, unit and meaning; ``docs/records.md`` carries the same table (``python -m
+bench.records`` prints it, and a test checks the two agree). ``new_record`` builds a record through the
+schema (the runner and the projection both do), ``append_record`` writes it whole or not at all, and
+``read_records`` is the one reader: every line it cannot use comes back as a ``Problem`` (file, line, why)
+and the rest of the file is still read.
+
+Writing: one ``write()`` on a descriptor opened with O_APPEND, under an exclusive ``flock`` (two jobs
+appending to the same file never interleave), then ``fsync``.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 
 SCHEMA_VERSION = 1
+SCHEMA_VERSIONS = (1,)  # versions this reader understands
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a record. ``kind``: ``int``, ``float``, ``str``, ``bool``, ``object``, ``list of
+    float``, each optionally ``... or null``. ``required``: a record without it is left out by readers."""
+
+    name: str
+    kind: str
+    unit: str
+    required: bool
+    meaning: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("schema_version", "int", "", True,
+          "1"),
+    Field("run_id", "str", "", True,
+          "unique id of this run (hex)"),
+    Field("sweep_id", "str or null", "", False,
+          "shared by the records of one `--sweep`"),
+    Field("timestamp", "str", "ISO 8601 UTC", False,
+          "ISO 8601, UTC, end of run"),
+    Field("git_rev", "str", "", False,
+          "git revision of the harness (`unknown` outside a checkout)"),
+    Field("system", "str", "", True,
+          "name of the machine kind, from `--system` (default: the CPU model or GPU name)"),
+    Field("preset", "str", "", True,
+          "`quick`, `paper` or `custom`"),
+    Field("label", "str", "", False,
+          "a human note; `quick` runs say they are smoke-sized, not benchmarks"),
+    Field("config", "object", "", False,
+          "the full resolved configuration (every flag of `bench.strong_scaling`)"),
+    Field("backend", "str", "", True,
+          "`none` (one process), `mpi`, `ddp`, `horovod`"),
+    Field("world_size", "int", "ranks", True,
+          "ranks in this run"),
+    Field("nodes", "int", "hosts", False,
+          "distinct hosts among those ranks"),
+    Field("ranks_per_node", "int", "ranks", False,
+          "largest number of ranks on one host"),
+    Field("threads_per_rank", "int", "threads", False,
+          "torch intra-op threads on each rank"),
+    Field("cpu_allocator", "str", "", False,
+          "`reuse` (glibc keeps freed memory for the next step) or `system`: what was in effect, which differs from `config.cpu_allocator` only where glibc's `mallopt` is missing"),
+    Field("data_placement", "str", "", False,
+          "`host` (a background thread makes each batch and copies it in) or `device` (the run's events preloaded on the device, batches built there; bench/runner/device_data.py)"),
+    Field("data_preload_s", "float or null", "s", False,
+          "seconds to preload the events on the device, before and outside the timed epochs (null with `host`)"),
+    Field("data_device_bytes", "int or null", "bytes", False,
+          "bytes of the preloaded events on the device (null with `host`)"),
+    Field("device", "str", "", True,
+          "`cpu` or `cuda`"),
+    Field("device_name", "str", "", False,
+          "CPU model or GPU name"),
+    Field("model", "str", "", True,
+          "model name (`circpad`, `compact`)"),
+    Field("model_params", "int", "parameters", False,
+          "trainable parameters"),
+    Field("image_size", "int", "pixels", True,
+          "H = W"),
+    Field("global_batch", "int", "images", True,
+          "images per optimizer step, all ranks together"),
+    Field("per_rank_batch", "float", "images", False,
+          "`global_batch / world_size`: a whole number in a measured run; a projected point may be fractional"),
+    Field("micro_batch", "int", "images", False,
+          "images per forward/backward on a rank (gradient accumulation below `per_rank_batch`)"),
+    Field("accumulation_steps", "int", "micro-batches", False,
+          "`per_rank_batch / micro_batch`"),
+    Field("steps_per_epoch", "int", "steps", False,
+          "optimizer steps per epoch"),
+    Field("train_events", "int", "images", False,
+          "training images per epoch (all ranks): `steps_per_epoch * global_batch`"),
+    Field("val_events", "int", "events", False,
+          "validation events"),
+    Field("data", "object", "", False,
+          "the event source: `kind` (`synthetic`, `hdf5`), path, counts, normalisation"),
+    Field("batchnorm", "str", "", False,
+          "`per_rank` (statistics of each rank's own batch, as in the reference study)"),
+    Field("warmup_epoch_s", "float", "s", False,
+          "time of the first epoch, kept apart"),
+    Field("epoch_s", "list of float", "s", True,
+          "time of every measured epoch (after the warm-up), barrier to barrier"),
+    Field("images_per_s", "float or null", "images/s", False,
+          "`train_events / median(epoch_s)`: global images over the slowest rank's time (null without a measured epoch)"),
+    Field("step_s_median", "float or null", "", False,
+          "median optimizer-step time over all steps of all ranks (measured epochs)"),
+    Field("step_s_max_rank", "float or null", "", False,
+          "the slowest rank's median step time"),
+    Field("compute_s", "float", "s", False,
+          "per measured epoch, on the slowest rank: forward, backward, optimizer"),
+    Field("comm_s", "float", "s", False,
+          "per measured epoch, on the slowest rank: gradient averaging that was not hidden"),
+    Field("data_wait_s", "float", "s", False,
+          "per measured epoch, on the slowest rank: waiting for the next batch"),
+    Field("auc", "list of float", "", False,
+          "validation AUC (physical weights) after each epoch, warm-up included"),
+    Field("val_loss", "list of float", "", False,
+          "validation loss (training weights) after each epoch, warm-up included"),
+    Field("test_auc", "float or null", "", False,
+          "AUC (physical weights) of the final model on the test split"),
+    Field("physics", "object", "", False,
+          "the final model on the test split against the cut-based selection (`bench/physics.py`, docs/evaluate.md): `auc`, `cut_signal_eff`, `cut_background_eff`, `cnn_signal_eff`, `cnn_background_eff` (the CNN threshold with the largest background efficiency not above the cut's), `eff_ratio` and `eff_ratio_err` (bootstrap), `sig_ratio` (s / sqrt(b)) and `sig_ratio_err`, `asimov_ratio`, expected `cut_s`, `cut_b`, `cnn_s`, `cnn_b` at `luminosity_fb`, unweighted `cut_background_events` / `cnn_background_events`, the 5-sigma point `discovery_s`, `discovery_b`, `roc` (`fpr`, `tpr` at 200 log-spaced FPR values), `cut_flow`; for a source without jet quantities only `auc` and `unavailable` (the reason)"),
+    Field("peak_rss_bytes", "int", "bytes", False,
+          "peak resident memory of the largest rank"),
+    Field("env", "object", "", False,
+          "`hosts`, `cpu_model`, `cpu_count`, `mem_bytes`, `python`, `torch`, `numpy`, `mpi_library`, `mpi4py`, `horovod`, `os`, `cuda`, `gpu_name`, selected environment variables"),
+    # Written by bench.projection for projected (modelled, not measured) points.
+    Field("projected", "bool", "", False,
+          "true for a point of the performance model (`python -m bench.projection`), absent for a measured run"),
+    Field("projection", "object", "", False,
+          "projected records: `allreduce_s_per_step`, `overlap`, `grad_bytes` of the modelled step"),
+    Field("validates_run_id", "str", "", False,
+          "projected records: the measured run this point projects at its own configuration"),
+)
+BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 
 
 class RecordPathError(ValueError):
     """The records file cannot be written. The message names --out. Exit status 2."""
 
 
-def check_writable(path: str) -> None:
-    """Fail before any work if ``path`` cannot be appended to. Creates nothing."""
+@dataclass(frozen=True)
+class Problem:
+    """A line or record a reader left out, and why."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def _is_number(value) -> bool:
+    # JSON true/false load as bool, an int subclass: never a number here.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fits(kind: str, value) -> bool:
+    if kind.endswith(" or null"):
+        if value is None:
+            return True
+        kind = kind[: -len(" or null")]
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return _is_number(value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "list of float":
+        return isinstance(value, list) and all(_is_number(v) for v in value)
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+def validate(rec) -> list[str]:
+    """Reasons ``rec`` is not a usable record (empty when it is). Fields this version does not know are
+    allowed (a newer writer); known fields must have their kind. Pure."""
+    if not isinstance(rec, dict):
+        return [f"expected a JSON object, got {type(rec).__name__}"]
+    errors = []
+    missing = [f.name for f in FIELDS if f.required and f.name not in rec]
+    if missing:
+        errors.append("missing required field(s): " + ", ".join(missing))
+    for key, value in rec.items():
+        field = BY_NAME.get(key)
+        if field is not None and not _fits(field.kind, value):
+            errors.append(f"field {key!r} should be {field.kind}, got {_describe(value)}")
+    if isinstance(rec.get("schema_version"), int) and rec["schema_version"] not in SCHEMA_VERSIONS:
+        errors.append(f"unsupported schema_version {rec['schema_version']}")
+    if isinstance(rec.get("epoch_s"), list) and not all(_is_number(t) and t > 0 for t in rec["epoch_s"]):
+        errors.append("epoch_s must hold positive numbers")
+    for key in ("world_size", "nodes"):
+        if _fits("int", rec.get(key)) and rec[key] < 1:
+            errors.append(f"{key} must be at least 1")
+    return errors
+
+
+def _describe(value) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, list):
+        bad = next((v for v in value if not _is_number(v)), None)
+        return f"a list holding {bad!r}"
+    return type(value).__name__
+
+
+def new_record(**fields) -> dict:
+    """A record of ``fields`` with ``schema_version``, a new ``run_id`` and the ``timestamp`` (now, UTC)
+    added where not given. Raises ValueError naming every unknown field, missing required field or field
+    of the wrong kind: a writer's mistake, found before anything is written."""
+    unknown = sorted(set(fields) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"record fields not in the schema (bench/records.py): {', '.join(unknown)}")
+    rec = {"schema_version": SCHEMA_VERSION, "run_id": uuid.uuid4().hex,
+           "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
+    errors = validate(rec)
+    if errors:
+        raise ValueError("invalid record: " + "; ".join(errors))
+    return rec
+
+
+def check_writable(path: str, flag: str = "--out") -> None:
+    """Fail before any work if ``path`` cannot be appended to. Creates nothing. Raises RecordPathError."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise RecordPathError(f"--out {path}: directory {directory} does not exist")
+        raise RecordPathError(f"{flag} {path}: directory {directory} does not exist")
     if os.path.exists(path):
         if os.path.isdir(path) or not os.access(path, os.W_OK):
-            raise RecordPathError(f"--out {path}: not a writable file")
+            raise RecordPathError(f"{flag} {path}: not a writable file")
     elif not os.access(directory, os.W_OK | os.X_OK):
-        raise RecordPathError(f"--out {path}: directory {directory} is not writable")
+        raise RecordPathError(f"{flag} {path}: directory {directory} is not writable")
 
 
 def append_record(path: str, record: dict) -> None:
+    """Append ``record`` as one line of ``path`` (created if absent): the whole line or nothing."""
     line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -41,18 +256,57 @@ def append_record(path: str, record: dict) -> None:
         os.close(fd)  # also releases the lock
 
 
-def read_records(path: str) -> tuple[list[dict], list[str]]:
-    """Records of a file, and one message per broken line (file:line: reason)."""
-    records, problems = [], []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
+def read_records(paths) -> tuple[list[dict], list[Problem]]:
+    """Every usable record of ``paths`` (a path or a list of them), in order, and a ``Problem`` for each
+    line left out: not JSON (a truncated last line named as such), not an object, or failing ``validate``.
+    Each record returned carries ``_source`` ("path:line"). Raises FileNotFoundError naming the first path
+    that does not exist, before reading any."""
+    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"record file not found: {path}")
+    records: list[dict] = []
+    problems: list[Problem] = []
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().split("\n")
+        # A file written line by line ends in "\n", so the last element is "" unless the last line was
+        # cut short (a writer killed mid-line, a partial copy).
+        last_unterminated = len(lines) if lines[-1].strip() else None
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
                 continue
             try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
-                records.append(rec)
-            except ValueError as exc:
-                problems.append(f"{path}:{number}: skipped broken record ({exc})")
+                rec = json.loads(text)
+            except json.JSONDecodeError as err:
+                what = "truncated last line" if number == last_unterminated else "not valid JSON"
+                problems.append(Problem(str(path), number, f"{what} ({err.msg}); skipped"))
+                continue
+            errors = validate(rec)
+            if errors:
+                problems.append(Problem(str(path), number, "; ".join(errors) + "; skipped"))
+                continue
+            records.append(dict(rec, _source=f"{path}:{number}"))
     return records, problems
+
+
+def recorded_world_sizes(path: str, sweep_id: str) -> set[int]:
+    """World sizes of the sweep ``sweep_id`` already recorded in ``path`` (none if it does not exist);
+    lines left out are reported on stderr."""
+    if not os.path.exists(path):
+        return set()
+    recs, problems = read_records(path)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return {r["world_size"] for r in recs if r.get("sweep_id") == sweep_id}
+
+
+def markdown_table() -> str:
+    """The field table of docs/records.md."""
+    lines = ["| field | type | unit | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{f.name}` | {f.kind} | {f.unit} | {f.meaning} |" for f in FIELDS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -27,8 +27,8 @@ import torch  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
 import models  # noqa: E402
-from bench.backends import DdpSync, MpiSync, available  # noqa: E402
-from bench.comm import init_world  # noqa: E402
+from bench.runner.backends import DdpSync, MpiSync, available  # noqa: E402
+from bench.runner.comm import init_world  # noqa: E402
 
 
 def timed(world, fn) -> float:

@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_generate.py [--events 300] [--qcd-edges 300,400,600,800,1100,inf]
 
 One process, one core: every figure is per core. For each sample it generates a fixed number of events
-(the chunk code of data.generate, pile-up off) and prints events/s before and after the baseline, the
+(the chunk code of data.generation.generate, pile-up off) and prints events/s before and after the baseline, the
 selection efficiency, Pythia's cross section and the selected cross section (xsec x efficiency): the last
 column is what a slice adds to the selected background, the measurement behind the lowest slice edge.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from data import pythia_gen
-from data.generate import parse_edges
+from data.generation import pythia
+from data.generation.generate import parse_edges
 
 
-def measure(sample: pythia_gen.Sample, events: int, seed: int) -> dict:
+def measure(sample: pythia.Sample, events: int, seed: int) -> dict:
     t0 = time.perf_counter()
-    out = pythia_gen.generate_chunk(sample, seed, 10**9, 64, max_generated=events)
+    out = pythia.generate_chunk(sample, seed, 10**9, 64, max_generated=events)
     dt = time.perf_counter() - t0
     n, k = out["n_generated"], len(out["gen_weight"])
     return {"sample": sample.name, "generated": n, "selected": k, "seconds": dt, "gen_per_s": n / dt,
@@ -29,11 +29,11 @@ def measure(sample: pythia_gen.Sample, events: int, seed: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=300, help="generated events per sample")
-    p.add_argument("--qcd-edges", type=parse_edges, default=pythia_gen.QCD_EDGES, help="pT-hat slice edges")
+    p.add_argument("--qcd-edges", type=parse_edges, default=pythia.QCD_EDGES, help="pT-hat slice edges")
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--no-signal", action="store_true", help="QCD slices only")
     a = p.parse_args()
-    samples = ([] if a.no_signal else [pythia_gen.SIGNAL]) + pythia_gen.qcd_slices(a.qcd_edges)
+    samples = ([] if a.no_signal else [pythia.SIGNAL]) + pythia.qcd_slices(a.qcd_edges)
     print(f"{'sample':22s} {'gen':>6s} {'sel':>5s} {'gen/s/core':>10s} {'sel/s/core':>10s} {'eff':>8s} "
           f"{'prefilt':>7s} {'xsec_pb':>10s} {'sel_xsec_pb':>11s} {'+-':>8s}")
     for i, s in enumerate(samples):

@@ -4,16 +4,16 @@ of the GPU's dense bf16 peak and of a bf16 matrix multiply measured on the devic
     PYTHONPATH=. python benchmarks/bench_gpu.py [--sizes 64,224] [--batch-64 512] [--batch-224 128]
         [--amp bf16|fp16|none] [--compile off|on|both] [--profile] [--steps 20] [--repeats 5] [--out F]
 
-What a competent user runs (the harness's --device cuda settings, bench/speed.py): bf16 autocast,
+What a competent user runs (the harness's --device cuda settings, bench/runner/speed.py): bf16 autocast,
 channels-last, the fused Adam, cuDNN autotuning, optionally torch.compile. Two figures per image size:
 
 * ``step``: a fixed batch already on the device (the I/O-free number, timed between CUDA
   synchronisations after warm-up steps, as nanoGPT's bench.py);
-* ``harness, host data``: bench.train.train_epoch with the synthetic source made on the CPU by the
+* ``harness, host data``: bench.runner.train.train_epoch with the synthetic source made on the CPU by the
   background loader, pinned and copied with non_blocking; its data-wait share says whether the CPU keeps
   the GPU fed;
 * ``harness, device data``: the same epoch with the events preloaded on the GPU as lit pixels and each
-  batch built there (``--data-placement device``, bench/device_data.py, the default with --device cuda);
+  batch built there (``--data-placement device``, bench/runner/device_data.py, the default with --device cuda);
   ``build`` is the GPU time of building one batch, as a share of the step.
 
 The peak comes from a small table of known GPUs (dense bf16 tensor-core TFLOP/s, vendor data sheets);
@@ -119,15 +119,14 @@ def main() -> int:
         return 1
 
     import models
-    from bench import speed
-    from bench.backends import GradSync
-    from bench.comm import init_world
-    from bench.device_data import DeviceCache
-    from bench.sampler import epoch_plan
-    from bench.train import train_epoch
+    from bench.runner import speed
+    from bench.runner.backends import GradSync
+    from bench.runner.comm import init_world
+    from bench.runner.device_data import DeviceCache
+    from bench.runner.sampler import epoch_plan
+    from bench.runner.train import train_epoch
     from data.base import training_weights
     from data.synthetic import SyntheticSource
-    from torch.utils.flop_counter import FlopCounterMode
     import torch.nn.functional as F
 
     device = torch.device(args.device, 0) if args.device == "cuda" else torch.device("cpu")
@@ -155,11 +154,7 @@ def main() -> int:
             torch.manual_seed(0)
             net = models.get_model("circpad", image_size=size).to(device)
             if flops is None:
-                x = torch.rand(2, 3, size, size, device=device)
-                with FlopCounterMode(display=False) as counter:
-                    F.binary_cross_entropy_with_logits(net(x), torch.rand(2, device=device)).backward()
-                flops = counter.get_total_flops() / 2
-                net.zero_grad(set_to_none=True)
+                flops, _ = models.training_flops(net, size)
             opt = torch.optim.Adam(net.parameters(), lr=1e-3, **speed.optimizer_kwargs("fused"))
             model = speed.maybe_compile(net, compiled)
             precision = speed.Precision(args.amp, device)

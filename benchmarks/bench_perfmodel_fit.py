@@ -3,7 +3,7 @@
     python benchmarks/bench_perfmodel_fit.py [--compute circpad:64 ...] [--repeats 3] [--ar-max-bytes N]
                                              [--calibration results/calibration.json]
 
-Runs what ``python -m bench.project --calibrate`` runs (compute steps in this process; allreduce under
+Runs what ``python -m bench.projection --calibrate`` runs (compute steps in this process; allreduce under
 ``mpirun -np 2``), then prints per model and image size the compute fit t(b) = t0 + b / r_max with the
 residual of every batch, and the ring alpha-beta fit with the residual of every message size. The
 residuals show how far the simple forms are from the measurements (and how noisy the machine is).
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import project  # noqa: E402
-from bench.perfmodel_calibrate import Calibration  # noqa: E402
+from bench.projection.calibrate import Calibration  # noqa: E402
 
 
 def main() -> None:

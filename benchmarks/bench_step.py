@@ -7,7 +7,7 @@ Side by side in one run, each in its own process (so each has its own allocator 
 and taking turns, so that machine noise hits all alike; every figure is a median over the repeats:
 
 * ``matmul``: the fp32 matrix-multiply rate (4096^3, torch.mm) on the same number of threads;
-* ``default``: the harness's training step (bench.train.train_epoch, synthetic data made on the fly by the
+* ``default``: the harness's training step (bench.runner.train.train_epoch, synthetic data made on the fly by the
   background loader, weighted loss) with the default configuration;
 * variants with one speed option changed (``contiguous``, ``loop_optimizer``, ``system_allocator``,
   ``compile``, ``bf16``): each option must pay for itself;
@@ -42,21 +42,6 @@ VARIANTS = {
     "matmul": "matmul",
 }
 MATMUL_N = 4096
-
-
-def training_flops_per_image(model_name: str, image_size: int) -> tuple[float, dict]:
-    """FLOPs of forward + backward of one training step per image (torch.utils.flop_counter)."""
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.flop_counter import FlopCounterMode
-
-    import models
-    model = models.get_model(model_name, image_size=image_size)
-    x, y = torch.rand(4, 3, image_size, image_size), torch.rand(4)
-    with FlopCounterMode(display=False) as counter:
-        F.binary_cross_entropy_with_logits(model(x), y).backward()
-    per_op = {str(k): v / 4 for k, v in counter.get_flop_counts()["Global"].items()}
-    return counter.get_total_flops() / 4, per_op
 
 
 def _worker(conn, kind, flags, args):
@@ -96,13 +81,13 @@ def _worker(conn, kind, flags, args):
             return args.steps * args.batch / (time.perf_counter() - t0), 0.0
         steps(1)
     else:
-        from bench import speed
-        from bench.backends import GradSync
-        from bench.comm import init_world
-        from bench.config import parse_config
-        from bench.sampler import epoch_plan
-        from bench.strong_scaling import make_optimizer
-        from bench.train import train_epoch
+        from bench.runner import speed
+        from bench.runner.backends import GradSync
+        from bench.runner.comm import init_world
+        from bench.runner.config import parse_config
+        from bench.runner.sampler import epoch_plan
+        from bench.runner.run import make_optimizer
+        from bench.runner.train import train_epoch
         from data import open_source, training_weights
 
         import models
@@ -111,7 +96,7 @@ def _worker(conn, kind, flags, args):
         # as bench.strong_scaling.run() sets up a rank
         speed.configure_cpu_allocator(cfg.cpu_allocator)
         torch.manual_seed(0)
-        net = models.get_model(cfg.model, image_size=cfg.image_size)
+        net = models.from_config(cfg)
         opt = make_optimizer(cfg, net)
         model = speed.maybe_compile(net, cfg.compile == "on")
         precision = speed.Precision(cfg.amp, torch.device("cpu"))
@@ -163,7 +148,9 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    flops, per_op = training_flops_per_image(args.model, args.image_size)
+    import models
+    flops, per_op = models.training_flops(models.get_model(args.model, image_size=args.image_size),
+                                          args.image_size)
 
     ctx = mp.get_context("spawn")
     procs, conns = {}, {}

@@ -8,8 +8,8 @@ Every source (the synthetic toy, a sparse HDF5 store, a dense legacy file) gives
 * ``block``: how many consecutive events are cheap to read together (1 for the synthetic toy,
   the HDF5 chunk for files). The sampler keeps blocks whole, so a rank reads contiguous runs.
 
-The harness owns the split, the sharding over ranks and the prefetching (``bench.sampler``,
-``bench.prefetch``); a source only answers ``load``. ``load`` must be safe to call from one
+The harness owns the split, the sharding over ranks and the prefetching (``bench.runner.sampler``,
+``bench.runner.prefetch``); a source only answers ``load``. ``load`` must be safe to call from one
 background thread while the main thread trains.
 """
 from __future__ import annotations

@@ -296,4 +296,4 @@ class DenseSource(_Base):
 
     def event_table(self, indices=None) -> dict[str, np.ndarray]:
         raise DataError(f"{self.path}: dense layout {self.layout} holds no jet quantities (njet, nb, ht, mj); "
-                        f"make a sparse store with data.generate or data.convert_delphes")
+                        f"make a sparse store with data.generation.generate or data.generation.convert_delphes")

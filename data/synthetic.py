@@ -170,7 +170,7 @@ class SyntheticSource:
         jets (given a mass of JET_MASS_OVER_PT times their pT) into anti-kT R = 1.2 jets with fastjet, as for
         generated events.
         """
-        from data import jets
+        from data.generation import jets
 
         indices = np.arange(self.n_events) if indices is None else np.asarray(indices, dtype=np.int64)
         out = {k: np.zeros(len(indices)) for k in jets.QUANTITIES}

@@ -7,7 +7,7 @@
 (1, 2, 4, ... ranks, one record each). ``local`` always writes one sweep script for this machine.
 
 The flags after ``--`` go to ``bench.strong_scaling`` unchanged. They are checked now, with the
-benchmark's own parser and validation (``bench.config``): a flag it does not know, a bad value, or a
+benchmark's own parser and validation (``bench.runner.config``): a flag it does not know, a bad value, or a
 global batch that the rank counts do not divide exits with status 2 and names the flag, before any
 file is written. ``--threads``, ``--out`` and ``--sweep`` belong to the launcher (``--threads-per-rank``,
 ``--records``, ``--mode``).
@@ -75,7 +75,7 @@ def check_bench_flags(flags: list[str], world_sizes: list[int]) -> None:
 
     Raises LaunchError naming the offending flag.
     """
-    from bench.config import UsageError, build_parser as bench_parser, parse_config
+    from bench.runner.config import UsageError, build_parser as bench_parser, parse_config
 
     for word in flags:
         name = word.split("=", 1)[0]

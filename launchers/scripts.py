@@ -10,6 +10,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from bench.runner.config import sweep_sizes
+
 ENTRY = "-m bench.strong_scaling"
 
 
@@ -48,12 +50,6 @@ def bench_args(job: Job) -> list[str]:
 
 def _launch_tail(job: Job) -> str:
     return f'"$PY" {ENTRY} ' + " ".join(shlex.quote(a) for a in bench_args(job))
-
-
-def sweep_sizes(n: int) -> list[int]:
-    """World sizes of ``--sweep`` on n ranks (as bench.strong_scaling.sweep_sizes)."""
-    sizes = [1 << k for k in range(n.bit_length()) if 1 << k <= n]
-    return sizes + ([n] if sizes[-1] != n else [])
 
 
 def _header_comment(job: Job, tool: str) -> list[str]:

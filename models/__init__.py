@@ -28,5 +28,32 @@ def get_model(name: str, image_size: int = 64, channels: int = 3, dropout: float
     return factory(image_size=image_size, channels=channels, dropout=dropout, bn_momentum=bn_momentum)
 
 
+def from_config(cfg) -> nn.Module:
+    """The model a run configuration names (``bench.runner.config.Config`` or anything with ``model``,
+    ``image_size``, ``dropout`` and ``bn_momentum``), on the CPU."""
+    return get_model(cfg.model, image_size=cfg.image_size, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum)
+
+
+def training_flops(model: nn.Module, image_size: int, channels: int = 3, batch: int = 2) -> tuple[float, dict]:
+    """Floating-point operations of one training image: forward and backward of the binary cross-entropy
+    loss, counted by ``torch.utils.flop_counter`` (convolutions and matrix products; element-wise work is not
+    counted). Runs one step on ``batch`` random images on the model's device and leaves no gradient behind.
+
+    Returns ``(flops per image, {operator: flops per image})``.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    x = torch.rand(batch, channels, image_size, image_size, device=device)
+    y = torch.rand(batch, device=device)
+    with FlopCounterMode(display=False) as counter:
+        F.binary_cross_entropy_with_logits(model(x).reshape(-1), y).backward()
+    model.zero_grad(set_to_none=True)
+    per_op = {str(k): v / batch for k, v in counter.get_flop_counts()["Global"].items()}
+    return counter.get_total_flops() / batch, per_op
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -19,11 +19,30 @@ from __future__ import annotations
 import math
 from statistics import median
 
+from bench.records import Problem, read_records
+
 CONFIG_FIELDS = ("system", "device", "backend", "model", "image_size", "global_batch", "preset")
 # The fields a CPU cluster and a GPU baseline must share to be compared.
 COMPARE_FIELDS = ("model", "image_size", "global_batch")
 SPREAD_WARN = 0.10  # repeats that disagree by more than this (max/min - 1) get a warning
 TIME_PARTS = ("compute_s", "comm_s", "data_wait_s")
+
+
+def load_measured(paths) -> tuple[list[dict], list[Problem]]:
+    """The records of ``paths`` that hold a measured epoch (``bench.records.read_records``), and a problem
+    for every line left out, runs without a measured epoch included. Raises FileNotFoundError naming a
+    missing file."""
+    records, problems = read_records(paths)
+    kept = []
+    for rec in records:
+        if rec["epoch_s"]:
+            kept.append(rec)
+        else:
+            path, _, line = rec["_source"].rpartition(":")
+            problems.append(Problem(path, int(line), f"no measured epoch (epoch_s is empty) in run {rec['run_id']}; "
+                                                     "skipped"))
+    problems.sort(key=lambda p: (p.path, p.line))
+    return kept, problems
 
 
 def config_of(rec: dict) -> tuple:

@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.errors import fail
 from reports import analysis
-from reports.records import load_records
 
 PROG = "python -m reports.build"
 
@@ -25,17 +25,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
 
     # Read: a missing file is the caller's mistake; a broken line is reported and skipped.
     try:
-        records, problems = load_records(args.records)
+        records, problems = analysis.load_measured(args.records)
     except FileNotFoundError as err:
         return fail(str(err))
     for problem in problems:
@@ -51,22 +46,21 @@ def main(argv=None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
 
     # Draw and write. Plotting is imported here so that loading and analysis stay light.
-    from reports import figures, render
+    from reports import cnn_vs_cuts, figures, render
 
     args.out.mkdir(parents=True, exist_ok=True)
     names = figures.all_figures(rows, summary, ratios, args.out)
     tables = render.write_tables(args.out, rows, summary, ratios)
-    from reports import physics
-    entries = physics.entries_from_records(records)
+    entries = cnn_vs_cuts.entries_from_records(records)
     if entries:  # runs whose records carry the comparison with the cut-based selection
-        physics.roc_figure(entries, args.out)
+        cnn_vs_cuts.roc_figure(entries, args.out)
         names.append("roc")
         sizes = {e["image_size"] for e in entries}
-        physics.write_tables(entries, args.out, image_size=sizes.pop() if len(sizes) == 1 else None)
+        cnn_vs_cuts.write_tables(entries, args.out, image_size=sizes.pop() if len(sizes) == 1 else None)
     blocks = render.report_blocks(
         sources=args.records, figures=names, tables=tables, envs=analysis.environments(records),
         problems=problems, warnings=warnings, quick=any(r["preset"] == "quick" for r in records),
-        physics=physics.report_table(entries) if entries else None)
+        physics=cnn_vs_cuts.report_table(entries) if entries else None)
     index = render.write_reports(args.out, blocks)
 
     print(f"{len(records)} records, {len(rows)} points; report: {index}")

@@ -17,7 +17,7 @@ py=${MULTIJET_VENV:-.venv}/bin/python
 out=${OUT:-results/quality}
 mkdir -p "$out"
 data="$out/events64.h5"
-"$py" -m data.generate --signal-events "${SIGNAL:-50000}" --background-events "${BACKGROUND:-50000}" \
+"$py" -m data.generation.generate --signal-events "${SIGNAL:-50000}" --background-events "${BACKGROUND:-50000}" \
     --image-size 64 --qcd-edges "${QCD_EDGES:-400,600,800,1100,inf}" --seed "${SEED:-11}" --chunk "${CHUNK:-100}" \
     --out "$data"
 train=(-m bench.strong_scaling --data "$data" --image-size 64 --train-events 0 --val-events 0

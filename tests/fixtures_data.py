@@ -18,12 +18,12 @@ from pathlib import Path
 import h5py
 import pytest
 
-from data import generate
+from data.generation import generate
 from data.store import StoreWriter
 
 REPO = Path(__file__).resolve().parents[1]
 # Two high pT-hat slices keep the session fixture to about a minute on two cores; the full slice set
-# (data.pythia_gen.QCD_EDGES) needs far more events for the low slices' small selection efficiency.
+# (data.generation.pythia.QCD_EDGES) needs far more events for the low slices' small selection efficiency.
 TEST_EDGES = "800,1100,inf"
 FIRST = (100, 100)
 FINAL = (200, 200)
@@ -41,7 +41,7 @@ class Generated:
 
 def _run_cli(*args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "data.generate", *args], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "data.generation.generate", *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 

@@ -3,8 +3,8 @@ touching the records file; presets give their values unless a flag overrides the
 that is not installed says how to install it."""
 import pytest
 
-from bench import backends
-from bench.config import PRESETS, Config, parse_config
+from bench.runner import backends
+from bench.runner.config import PRESETS, Config, parse_config
 from bench.strong_scaling import main
 
 

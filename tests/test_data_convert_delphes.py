@@ -1,4 +1,4 @@
-"""Spec: data.convert_delphes turns Delphes ROOT trees into the sparse store with the same baseline.
+"""Spec: data.generation.convert_delphes turns Delphes ROOT trees into the sparse store with the same baseline.
 
 Small ROOT files are written here with uproot in Delphes' branch layout (record branches Tower, Track, Jet,
 FatJet with ``Tower_size`` counters and ``Tower.Eta`` leaves, and the ``Tower_Eta`` naming uproot uses by
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import uproot
 
-from data import convert_delphes
+from data.generation import convert_delphes
 from data.hdf5_source import open_hdf5
 
 

@@ -1,4 +1,4 @@
-"""Spec: data.generate makes real simulated events that pass the baseline, with physical weights.
+"""Spec: data.generation.generate makes real simulated events that pass the baseline, with physical weights.
 
 Checked on one small generated dataset (tests/fixtures_data.py): every stored event passes the baseline;
 signal events carry on average at least eight jets and HT > 1500 GeV; the weighted background per slice is
@@ -15,7 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
-from data import detector, generate, jets, pythia_gen
+from data import selection
+from data.generation import detector, generate, jets, pythia
 from data.hdf5_source import open_hdf5
 from data.store import sample_table
 from tests.fixtures_data import FINAL, generated  # noqa: F401  (pytest fixture)
@@ -23,7 +24,7 @@ from tests.fixtures_data import FINAL, generated  # noqa: F401  (pytest fixture)
 
 def test_every_event_passes_the_baseline(generated):
     t = open_hdf5(str(generated.path)).event_table()
-    assert jets.baseline(t).all()
+    assert selection.baseline(t).all()
 
 
 def test_signal_is_multijet_and_hard(generated):
@@ -79,11 +80,11 @@ def test_weights_follow_slice_cross_sections(generated):
 
 
 def test_pixel_sums_equal_tower_sums():
-    py = pythia_gen.make_pythia(pythia_gen.qcd_slice(800, -1).settings, 5)
+    py = pythia.make_pythia(pythia.qcd_slice(800, -1).settings, 5)
     rng = np.random.default_rng(0)
     for _ in range(3):
         assert py.next()
-        parts, _, _ = pythia_gen.read_event(py.event)
+        parts, _, _ = pythia.read_event(py.event)
         r = detector.simulate(parts, rng)
         idx, val = detector.image(r, 64)
         img = np.zeros(3 * 64 * 64)
@@ -152,19 +153,19 @@ def test_continuing_with_other_settings_is_refused(generated, capsys):
 
 
 def test_a_chunk_is_reproducible_from_its_seed_and_pileup_adds_energy():
-    seed = pythia_gen.chunk_seed(11, 0, 3)
-    a = pythia_gen.generate_chunk(pythia_gen.SIGNAL, seed, 3, 64)
-    b = pythia_gen.generate_chunk(pythia_gen.SIGNAL, seed, 3, 64)
+    seed = pythia.chunk_seed(11, 0, 3)
+    a = pythia.generate_chunk(pythia.SIGNAL, seed, 3, 64)
+    b = pythia.generate_chunk(pythia.SIGNAL, seed, 3, 64)
     assert a["n_generated"] == b["n_generated"]
     for x, y in zip(a["idx"] + a["val"], b["idx"] + b["val"]):
         np.testing.assert_array_equal(x, y)  # a resumed run remakes an interrupted chunk identically
-    assert seed != pythia_gen.chunk_seed(11, 0, 4) and seed != pythia_gen.chunk_seed(11, 1, 3)
-    pu = pythia_gen.generate_chunk(pythia_gen.SIGNAL, seed, 3, 64, pileup=20)
+    assert seed != pythia.chunk_seed(11, 0, 4) and seed != pythia.chunk_seed(11, 1, 3)
+    pu = pythia.generate_chunk(pythia.SIGNAL, seed, 3, 64, pileup=20)
     assert np.mean([len(i) for i in pu["idx"]]) > np.mean([len(i) for i in a["idx"]])
 
 
 def test_background_split():
-    slices = pythia_gen.qcd_slices()
-    physical = pythia_gen.split_background(1000, slices)
+    slices = pythia.qcd_slices()
+    physical = pythia.split_background(1000, slices)
     assert sum(physical) == 1000 and physical[1] > physical[-1] > physical[0] > 0
-    assert pythia_gen.split_background(7, slices, "even") == [2, 2, 1, 1, 1]
+    assert pythia.split_background(7, slices, "even") == [2, 2, 1, 1, 1]

@@ -1,6 +1,6 @@
 """Spec: bench.strong_scaling trains on an HDF5 event store (--data FILE.h5) on one rank and under
 mpirun -np 2, recording the file, its deterministic split and the physics AUC; it trains on real Pythia
-events made by data.generate; bad data files exit 2 naming the file or flag and leave the records alone."""
+events made by data.generation.generate; bad data files exit 2 naming the file or flag and leave the records alone."""
 import json
 import subprocess
 import sys

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import parse_config
-from bench.device_data import DeviceCache, DeviceLoader, DevicePlacementError
+from bench.runner.config import parse_config
+from bench.runner.device_data import DeviceCache, DeviceLoader, DevicePlacementError
 from data.base import NORMALISATIONS, normalise, sparse_images
 from data.hdf5_source import open_hdf5
 from data.store import write_synthetic
@@ -149,7 +149,7 @@ def test_cuda_run_defaults_to_device_data_and_bf16(tmp_path):
 
 
 def test_ranks_on_a_node_take_its_gpus_in_turn(monkeypatch):
-    from bench.strong_scaling import pick_device
+    from bench.runner.data_setup import pick_device
     chosen = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import build_parser, parse_config
+from bench.runner.config import build_parser, parse_config
 from launchers.make import main
 from launchers.scripts import launch_flags, launch_line
 

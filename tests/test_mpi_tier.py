@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.backends import available
+from bench.runner.backends import available
 from tests.mpi_env import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent

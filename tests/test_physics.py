@@ -1,4 +1,4 @@
-"""Spec: the CNN against the cut-based selection (bench/physics.py, reports/physics.py).
+"""Spec: the CNN against the cut-based selection (bench/physics.py, reports/cnn_vs_cuts.py).
 
 Weighted efficiencies, the working-point search, yields, significance and the 5-sigma point are checked
 on small hand-made score arrays whose answers are worked out by hand in the comments; the cut flow on
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bench import physics
+from data import selection
 
 # 4 signal events of weight 1; 6 background events of weights 1, 1, 1, 1, 2, 4 (total 10).
 LABELS = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
@@ -93,12 +94,12 @@ def test_cut_flow_on_hand_made_events():
     assert [r["background_events"] for r in rows] == [2, 2, 2, 2, 1]  # HT > 1500 is strict: 1500 fails
     assert [r["signal_eff"] for r in rows] == pytest.approx([1, 0.75, 0.5, 0.25, 0.25])
     assert rows[-1]["background_eff"] == pytest.approx(0.25)
-    assert physics.signal_region(table).tolist() == [True, False, False, False, False, True]
+    assert selection.signal_region(table).tolist() == [True, False, False, False, False, True]
 
 
 def test_signal_region_names_missing_quantities():
     with pytest.raises(KeyError, match="mj"):
-        physics.signal_region({"njet": [8], "nb": [3], "ht": [2000.0]})
+        selection.signal_region({"njet": [8], "nb": [3], "ht": [2000.0]})
 
 
 def test_yield_weights_scale_each_sample_to_the_whole_file():
@@ -132,7 +133,7 @@ def test_roc_points_are_a_monotone_step_of_the_curve():
 
 @pytest.mark.parametrize("region", [IN_REGION, np.eye(1, 10, 0, dtype=bool)[0]], ids=["cut-point", "no-background"])
 def test_roc_figure_and_tables_are_written(tmp_path, region):
-    from reports import physics as figs
+    from reports import cnn_vs_cuts as figs
 
     c = physics.compare(LABELS, SCORES, WEIGHTS, region, bootstrap=20)
     fpr, tpr, _ = physics.roc(LABELS, SCORES, WEIGHTS)

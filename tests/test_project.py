@@ -1,7 +1,7 @@
 """Spec: the performance model's fits recover known parameters from synthetic timings (alpha-beta of the
 ring allreduce; t0 and r_max of the compute curve); exposed communication is all of the allreduce for mpi
 and what backward cannot hide for horovod/ddp; a record set made from the model itself is projected with
-zero error; `python -m bench.project` prints the curves, refuses to run without a calibration, and its
+zero error; `python -m bench.projection` prints the curves, refuses to run without a calibration, and its
 projected records load in reports with no problems."""
 import json
 import math
@@ -9,12 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from bench import project
-from bench.perfmodel import (AllreduceFit, Case, ComputeFit, Profile, exposed_comm_s, fit_alpha_beta,
-                             fit_compute, powers_of_two, project_curve, project_step, speedup_efficiency)
-from bench.perfmodel_calibrate import Calibration
+from bench.projection import cli as project
+from bench.projection.model import (AllreduceFit, Case, ComputeFit, Profile, exposed_comm_s, fit_alpha_beta,
+                             fit_compute, project_curve, project_step, speedup_efficiency)
+from bench.projection.calibrate import Calibration
+from bench.runner.config import sweep_sizes
 from reports.analysis import group_points, series_of
-from reports.records import load_records
+from bench.records import read_records as load_records
 
 ALPHA, BW = 3e-6, 5e9
 T0, RMAX = 0.02, 400.0
@@ -68,8 +69,8 @@ def test_exposed_communication_by_backend():
 def test_curve_shape():
     profile = Profile("p", "p", {("circpad", 64): ComputeFit(T0, RMAX)}, AllreduceFit(ALPHA, BW))
     case = Case("circpad", 64, PARAMS[("circpad", 64)], backend="mpi")
-    steps = project_curve(profile, case, powers_of_two(1024))
-    assert [s.nodes for s in steps] == powers_of_two(1024) and steps[-1].per_rank_batch == 32
+    steps = project_curve(profile, case, sweep_sizes(1024))
+    assert [s.nodes for s in steps] == sweep_sizes(1024) and steps[-1].per_rank_batch == 32
     assert steps[0].epoch_s == pytest.approx(13 * (T0 + 32768 / RMAX))  # 450000 // 32768 = 13 steps
     se = speedup_efficiency(steps)
     assert se[0] == (1.0, 1.0) and all(0 < e <= 1 for _, e in se)
@@ -147,7 +148,7 @@ def test_cli_without_calibration_exits_2(tmp_path, capsys):
 
 
 def test_measure_compute_smoke():
-    from bench.perfmodel_calibrate import measure_compute
+    from bench.projection.calibrate import measure_compute
     e = measure_compute("compact", 16, [2, 4], repeats=1, threads=1, log=lambda *_: None)
     assert e["params"] > 0 and e["flops_per_image"] > 0 and len(e["step_s"]) == 2
 

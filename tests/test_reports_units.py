@@ -1,4 +1,4 @@
-"""Spec: record loading/validation (`reports.records`) and the analysis (`reports.analysis`) on small inputs.
+"""Spec: record loading/validation (`bench.records`, `reports.analysis.load_measured`) and the analysis (`reports.analysis`) on small inputs.
 
 * `load_records` returns usable records plus (file, line, message) problems; one bad line never stops a file;
   a truncated last line is named as such; a missing file raises FileNotFoundError naming it.
@@ -11,7 +11,8 @@ import json
 import pytest
 
 from reports import analysis
-from reports.records import load_records, validate
+from bench.records import validate
+from reports.analysis import load_measured as load_records
 
 
 def rec(**over):

@@ -5,8 +5,8 @@ Tested without MPI over simulated (world size, rank) pairs."""
 import numpy as np
 import pytest
 
-from bench.sampler import epoch_plan, split_counts, split_fractions, val_shard
-from bench.strong_scaling import sweep_sizes
+from bench.runner.sampler import epoch_plan, split_counts, split_fractions, val_shard
+from bench.runner.config import sweep_sizes
 
 
 @pytest.mark.parametrize("world", [1, 2, 3, 4, 8])

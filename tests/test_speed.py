@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import models
-from bench import speed
-from bench.backends import GradSync
-from bench.comm import init_world
-from bench.config import parse_config
-from bench.sampler import epoch_plan
+from bench.runner import speed
+from bench.runner.backends import GradSync
+from bench.runner.comm import init_world
+from bench.runner.config import parse_config
+from bench.runner.sampler import epoch_plan
 from bench.strong_scaling import main
-from bench.train import train_epoch
+from bench.runner.train import train_epoch
 from data.base import training_weights
 from data.synthetic import SyntheticSource
 from models.padding import phi_wrap

@@ -3,8 +3,8 @@ import sys
 
 import numpy as np
 
-from bench.comm import init_world
-from bench.sampler import epoch_plan
+from bench.runner.comm import init_world
+from bench.runner.sampler import epoch_plan
 
 world = init_world()
 train = np.arange(100, 100 + 1000)

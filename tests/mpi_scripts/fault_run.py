@@ -10,7 +10,8 @@ import sys
 
 import torch
 
-from bench import strong_scaling, train
+from bench import strong_scaling
+from bench.runner import run, train
 
 rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
 bad_rank, bad_epoch, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -27,5 +28,5 @@ def train_epoch(model, *args, **kwargs):
     return original(model, *args, **kwargs)
 
 
-train.train_epoch = train_epoch
+run.train_epoch = train_epoch  # where bench.runner.run looks it up
 sys.exit(strong_scaling.main(sys.argv[4:]))

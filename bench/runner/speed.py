@@ -1,5 +1,5 @@
 """Per-rank speed settings of the training step: memory format, mixed precision, torch.compile, the
-optimizer's implementation and the CPU allocator. Each is a field of bench.config.Config, so every record
+optimizer's implementation and the CPU allocator. Each is a field of bench.runner.config.Config, so every record
 says which were used; the defaults are the fastest measured on CPU (benchmarks/bench_step.py).
 """
 from __future__ import annotations

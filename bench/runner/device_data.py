@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from bench.prefetch import Prefetcher
+from bench.runner.prefetch import Prefetcher
 from data.base import SparseImages, sparse_of_dense
 
 
@@ -172,7 +172,7 @@ class DeviceLoader:
 
 def loader(source, batches: list[np.ndarray], weights: np.ndarray | None, depth: int, pin: bool = False,
            memory_format: torch.memory_format = torch.contiguous_format):
-    """A DeviceLoader for a DeviceCache, else the background Prefetcher (bench/prefetch.py)."""
+    """A DeviceLoader for a DeviceCache, else the background Prefetcher (bench/runner/prefetch.py)."""
     if isinstance(source, DeviceCache):
         return DeviceLoader(source, batches, weights)
     return Prefetcher(source, batches, weights, depth=depth, pin=pin, memory_format=memory_format)

@@ -1,11 +1,11 @@
 """Project epoch time, speedup and efficiency at 1 ... 1024 nodes from a calibrated performance model.
 
-    python -m bench.project --calibrate                 # measure compute and allreduce here (minutes)
-    python -m bench.project                             # table + plot: this machine, Nurion KNL (estimate)
-    python -m bench.project --records results/*.jsonl   # + projected vs measured for every run in them
-    python -m bench.project --emit-records results/projected.jsonl   # dashed "projected" curves in reports
+    python -m bench.projection --calibrate                 # measure compute and allreduce here (minutes)
+    python -m bench.projection                             # table + plot: this machine, Nurion KNL (estimate)
+    python -m bench.projection --records results/*.jsonl   # + projected vs measured for every run in them
+    python -m bench.projection --emit-records results/projected.jsonl   # dashed "projected" curves in reports
 
-The model is in bench/perfmodel.py; measurements in bench/perfmodel_calibrate.py; docs/projection.md says
+The model is in bench/projection/model.py; measurements in bench/projection/calibrate.py; docs/projection.md says
 what is assumed. The KNL figures are an estimate: this machine's measured compute scaled by the ratio of
 peak flops per core, and Omni-Path's nominal latency and bandwidth.
 """
@@ -17,11 +17,12 @@ import statistics
 import sys
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
 
-from bench.perfmodel import (AllreduceFit, Case, ComputeFit, Profile, powers_of_two, project_curve,
-                             project_step, speedup_efficiency, with_compression)
-from bench.perfmodel_calibrate import Calibration
+from bench.projection.calibrate import Calibration
+from bench.projection.model import (AllreduceFit, Case, ComputeFit, Profile, project_curve, project_step,
+                                    speedup_efficiency, with_compression)
+from bench.records import append_record, new_record, read_records
+from bench.runner.config import sweep_sizes
 
 # Nurion KNL node (SPEC.md): Xeon Phi 7250, 68 cores x 1.4 GHz x 64 fp32 flops/cycle (2 AVX-512 FMA units).
 KNL_PEAK_GFLOPS = 6000.0
@@ -38,7 +39,7 @@ def default_batches(model: str, image_size: int) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.project", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0])
     p.add_argument("--calibration", default="results/calibration.json", help="calibration JSON (read/written)")
     c = p.add_argument_group("calibration (--calibrate)")
     c.add_argument("--calibrate", action="store_true", help="measure compute and allreduce here, then project")
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def calibrate(args) -> None:
-    from bench.perfmodel_calibrate import host_info, measure_allreduce, measure_compute, save
+    from bench.projection.calibrate import host_info, measure_allreduce, measure_compute, save
     entries = []
     for spec in args.compute:
         model, size = spec.split(":")
@@ -181,23 +182,24 @@ def print_curve(profile: Profile, case: Case, small: Case | None, nodes: list[in
     return steps
 
 
-def projected_record(profile: Profile, case: Case, step, preset: str, backend: str, sweep_id: str) -> dict:
+def projected_record(profile: Profile, case: Case, step, preset: str, backend: str, sweep_id: str | None,
+                     **extra) -> dict:
+    """A record (bench/records.py) of one projected point, marked ``projected``."""
     train_events = step.steps_per_epoch * case.global_batch
-    return {
-        "schema_version": 1, "run_id": uuid.uuid4().hex, "sweep_id": sweep_id,
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "projected": True,
-        "label": f"projected by bench.project ({profile.name}){': ' + profile.estimate if profile.estimate else ''}",
-        "system": profile.system, "preset": preset, "backend": backend, "world_size": step.ranks,
-        "nodes": step.nodes, "ranks_per_node": profile.ranks_per_node,
-        "threads_per_rank": profile.threads_per_rank, "device": profile.device, "model": case.model,
-        "model_params": case.params, "image_size": case.image_size, "global_batch": case.global_batch,
-        "per_rank_batch": step.per_rank_batch, "steps_per_epoch": step.steps_per_epoch,
-        "train_events": train_events, "epoch_s": [step.epoch_s], "images_per_s": train_events / step.epoch_s,
-        "compute_s": step.steps_per_epoch * step.compute_s, "comm_s": step.steps_per_epoch * step.exposed_s,
-        "data_wait_s": 0.0,
-        "projection": {"allreduce_s_per_step": step.allreduce_s, "overlap": case.overlap,
-                       "grad_bytes": case.grad_bytes},
-    }
+    return new_record(
+        sweep_id=sweep_id, projected=True,
+        label=f"projected by bench.projection ({profile.name}){': ' + profile.estimate if profile.estimate else ''}",
+        system=profile.system, preset=preset, backend=backend, world_size=step.ranks,
+        nodes=step.nodes, ranks_per_node=profile.ranks_per_node,
+        threads_per_rank=profile.threads_per_rank, device=profile.device, model=case.model,
+        model_params=case.params, image_size=case.image_size, global_batch=case.global_batch,
+        per_rank_batch=step.per_rank_batch, steps_per_epoch=step.steps_per_epoch,
+        train_events=train_events, epoch_s=[step.epoch_s], images_per_s=train_events / step.epoch_s,
+        compute_s=step.steps_per_epoch * step.compute_s, comm_s=step.steps_per_epoch * step.exposed_s,
+        data_wait_s=0.0,
+        projection={"allreduce_s_per_step": step.allreduce_s, "overlap": case.overlap,
+                    "grad_bytes": case.grad_bytes},
+        **extra)
 
 
 def validate(records: list[dict], cal: Calibration, overlap: float) -> tuple[list[dict], list[str]]:
@@ -227,8 +229,8 @@ def validate(records: list[dict], cal: Calibration, overlap: float) -> tuple[lis
         lines.append(f"{r['system'][:24]:>24} {r['backend']:>8} {r['model']:>8} {r['image_size']:4d} "
                      f"{r['global_batch']:6d} {n:3d} {threads:3d} {measured:10.2f} {step.epoch_s:11.2f} "
                      f"{err:+8.1f}  {note}")
-        rec = projected_record(profile, case, step, r["preset"], r["backend"], None)
-        rec["nodes"], rec["validates_run_id"] = r.get("nodes") or n, r["run_id"]
+        rec = projected_record(profile, case, step, r["preset"], r["backend"], None, validates_run_id=r["run_id"])
+        rec["nodes"] = r.get("nodes") or n
         out.append(rec)
     return out, lines
 
@@ -238,13 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         calibrate(args)
     if not os.path.isfile(args.calibration):
-        print(f"bench.project: no calibration at {args.calibration}; run with --calibrate first", file=sys.stderr)
+        print(f"bench.projection: no calibration at {args.calibration}; run with --calibrate first", file=sys.stderr)
         return 2
     cal = Calibration.load(args.calibration, args.statistic)
     records = []
     if args.records:
-        from reports.records import load_records
-        records, problems = load_records(args.records)
+        records, problems = read_records(args.records)
         for p in problems:
             print(f"warning: {p}", file=sys.stderr)
     # This machine at its largest calibrated thread count; KNL from the per-core figure (fewest threads).
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu = gpu_profile(records)
     if gpu:
         profiles.append(gpu)
-    nodes = powers_of_two(args.max_nodes)
+    nodes = sweep_sizes(args.max_nodes)
     curves, emitted = [], []
     sweep_id = uuid.uuid4().hex
     paper = args.global_batch == 32768 and args.events == 450_000
@@ -284,11 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines))
         emitted += valid
     if args.plot and curves:
-        from bench.perfmodel_plot import plot_curves
+        from bench.projection.plot import plot_curves
         plot_curves(curves, args.plot)
         print(f"\nfigure: {args.plot}")
     if args.emit_records:
-        from bench.records import append_record
         for rec in emitted:
             append_record(args.emit_records, rec)
         print(f"{len(emitted)} projected records appended to {args.emit_records}")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.comm import World, under_launcher
+from bench.runner.comm import World, under_launcher
 
 INSTALL_HINT = {
     "mpi": "install Open MPI (apt-get install openmpi-bin libopenmpi-dev) and mpi4py (pip install mpi4py)",

@@ -1,7 +1,7 @@
-"""Convert Delphes ROOT output into the sparse store, applying the same baseline as data.generate.
+"""Convert Delphes ROOT output into the sparse store, applying the same baseline as data.generation.generate.
 
-    python -m data.convert_delphes sig_*.root --label 1 --xsec 0.0253 --sample rpv1400 --out train.h5
-    python -m data.convert_delphes qcd_*.root --label 0 --xsec 25.24 --sample qcd_ht2000 --out train.h5
+    python -m data.generation.convert_delphes sig_*.root --label 1 --xsec 0.0253 --sample rpv1400 --out train.h5
+    python -m data.generation.convert_delphes qcd_*.root --label 0 --xsec 25.24 --sample qcd_ht2000 --out train.h5
 
 Each call appends one sample to ``--out`` (created if missing), so calls for signal and background make one
 training file. Read from the ``Delphes`` tree with uproot + awkward (no ROOT needed):
@@ -9,7 +9,7 @@ training file. Read from the ``Delphes`` tree with uproot + awkward (no ROOT nee
 * images: ``Tower`` (Eta, Phi, Ehad -> channel 0, Eem -> channel 1) and ``Track`` (Eta, Phi, PT -> channel 2);
 * jets: ``Jet`` (PT, Eta, Phi, Mass, BTag): pT > 30 GeV, |eta| < 2.4, b-tagged if BTag bit 0 is set;
 * MJ: the sum of ``FatJet`` masses with PT > 30 GeV. Delphes' FatJet radius is the card's choice (0.8 in the
-  default CMS card), while data.generate reclusters R = 1.2 jets from the R = 0.4 jets as the reference did;
+  default CMS card), while data.generation.generate reclusters R = 1.2 jets from the R = 0.4 jets as the reference did;
   set the card's FatJet to R = 1.2 for the same definition.
 
 Branch names are accepted as real Delphes writes them (``Tower.Eta``, or ``Tower/Tower.Eta``) and as uproot
@@ -25,8 +25,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from data import jets
+from data import selection
 from data.base import ETA_MAX
+from data.generation import jets
 from data.store import StoreWriter
 
 BRANCHES = {"Tower": ("Eta", "Phi", "Eem", "Ehad"), "Track": ("Eta", "Phi", "PT"),
@@ -50,7 +51,7 @@ def resolve_names(tree, path: str) -> dict[tuple[str, str], str]:
 
 
 def _pixels(eta, phi, size: int):
-    """Pixel row (eta) and column (phi) of flat arrays, as in data.detector.image."""
+    """Pixel row (eta) and column (phi) of flat arrays, as in data.generation.detector.image."""
     ieta = np.clip(((eta + ETA_MAX) / (2 * ETA_MAX) * size).astype(np.int64), 0, size - 1)
     iphi = np.clip(((phi + np.pi) / (2 * np.pi) * size).astype(np.int64), 0, size - 1)
     return ieta * size + iphi
@@ -106,7 +107,7 @@ def read_file(path: str, tree_name: str, size: int):
             a = {f"{b}.{l}": raw[name] for (b, l), name in names.items()}
             a["Jet.BTag"] = ak.values_astype(a["Jet.BTag"], np.int64)
             q = quantities(a)
-            keep = np.flatnonzero(jets.baseline(q))
+            keep = np.flatnonzero(selection.baseline(q))
             idx, val = images({k: v[keep] for k, v in a.items()}, size)
             yield stop - start, {"idx": idx, "val": val, "gen_weight": np.ones(len(keep)),
                                  **{k: v[keep] for k, v in q.items()}}
@@ -123,7 +124,7 @@ def _entries(path: str, tree_name: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m data.convert_delphes", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m data.generation.convert_delphes", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("files", nargs="+", help="Delphes ROOT files of one sample")
     p.add_argument("--label", type=int, choices=(0, 1), required=True, help="1 signal, 0 background")

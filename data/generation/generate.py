@@ -1,8 +1,8 @@
 """Generate a training file of real simulated events: RPV gluino signal against QCD multi-jet background.
 
-    python -m data.generate --signal-events 1000 --background-events 1000 --image-size 64 --out train.h5
+    python -m data.generation.generate --signal-events 1000 --background-events 1000 --image-size 64 --out train.h5
 
-Events are made by Pythia 8 in worker processes, seen by a CMS-like detector (data/detector.py), clustered
+Events are made by Pythia 8 in worker processes, seen by a CMS-like detector (data/generation/detector.py), clustered
 into jets by fastjet, and kept only if they pass the baseline; the counts asked for are of kept events.
 The background is split over the QCD pT-hat slices (``--qcd-edges``, ``--background-split``); every event
 carries its slice's physical weight, so the weighted mixture of slices is physical whatever the split.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data import jets, pythia_gen
+from data.generation import jets, pythia
 from data.store import StoreWriter
 
 _counter = None  # shared count of selected events, for the progress bar (set in each worker)
@@ -33,7 +33,7 @@ def _init_worker(counter) -> None:
     global _counter
     _counter = counter
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    with pythia_gen._quiet_stdout():  # fastjet prints its banner on the first clustering: do it here, muted
+    with pythia._quiet_stdout():  # fastjet prints its banner on the first clustering: do it here, muted
         jets.cluster([np.array([[1.0, 0.0, 0.0, 1.0]])], jets.JET_R, 0.0)
 
 
@@ -44,7 +44,7 @@ def _bump(n: int) -> None:
 
 def _run_task(task: tuple) -> tuple:
     sample_i, sample, chunk, n, seed, image_size, pileup = task
-    out = pythia_gen.generate_chunk(sample, pythia_gen.chunk_seed(seed, sample_i, chunk), n, image_size,
+    out = pythia.generate_chunk(sample, pythia.chunk_seed(seed, sample_i, chunk), n, image_size,
                                     pileup=pileup, progress=_bump)
     return sample_i, chunk, out
 
@@ -59,7 +59,7 @@ def parse_edges(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m data.generate", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m data.generation.generate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--signal-events", type=int, required=True, help="signal events to keep (after baseline)")
     p.add_argument("--background-events", type=int, required=True,
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of --background-events per slice: 'physical' in proportion to the slice's "
                         "selected cross section measured for the default slices (every kept event then has "
                         "about the same weight), 'even' the same count per slice (custom edges use 'even')")
-    p.add_argument("--qcd-edges", type=parse_edges, default=pythia_gen.QCD_EDGES,
+    p.add_argument("--qcd-edges", type=parse_edges, default=pythia.QCD_EDGES,
                    help="QCD pT-hat slice edges in GeV, comma separated, last may be inf")
     return p
 
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     check_args(parser, a)
-    slices = pythia_gen.qcd_slices(a.qcd_edges)
-    samples = [pythia_gen.SIGNAL] + slices
-    share = pythia_gen.split_background(a.background_events, slices, a.background_split)
+    slices = pythia.qcd_slices(a.qcd_edges)
+    samples = [pythia.SIGNAL] + slices
+    share = pythia.split_background(a.background_events, slices, a.background_split)
     targets = [a.signal_events] + share
     meta = {"generator": "pythia8mc", "seed": a.seed, "pileup": a.pileup, "qcd_edges": list(a.qcd_edges),
             "chunk": a.chunk}

@@ -3,9 +3,9 @@
 * compute: forward + backward + Adam step of a model on random images, at several per-rank batches, in
   this process (``torch.set_num_threads(threads)``); median of ``repeats`` steps after one warm-up step
   per batch. Also the model's parameter count and training flops per image (torch's flop counter).
-* allreduce: ``mpirun -np 2 python -m bench.perfmodel_allreduce`` (a child job), median times per size.
+* allreduce: ``mpirun -np 2 python -m bench.projection.allreduce`` (a child job), median times per size.
 
-The fits are not stored as truth: ``load`` refits them from the raw timings (bench.perfmodel).
+The fits are not stored as truth: ``load`` refits them from the raw timings (bench.projection.model).
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.perfmodel import AllreduceFit, ComputeFit, fit_alpha_beta, fit_compute
+from bench.projection.model import AllreduceFit, ComputeFit, fit_alpha_beta, fit_compute
 
 SCHEMA = 1
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train_step(model, opt, x, y):
@@ -30,17 +30,6 @@ def _train_step(model, opt, x, y):
     opt.zero_grad(set_to_none=False)
     F.binary_cross_entropy_with_logits(model(x), y).backward()
     opt.step()
-
-
-def training_flops_per_image(model, image_size: int) -> float:
-    """Forward + backward flops of one image, counted by torch (convolutions and matrix products)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-    x = torch.rand(2, 3, image_size, image_size)
-    with FlopCounterMode(display=False) as counter:
-        model(x).sum().backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / 2
 
 
 def measure_compute(model_name: str, image_size: int, batches: list[int], repeats: int, threads: int,
@@ -52,7 +41,7 @@ def measure_compute(model_name: str, image_size: int, batches: list[int], repeat
     torch.manual_seed(0)
     model = models.get_model(model_name, image_size=image_size)
     model.train()
-    flops = training_flops_per_image(model, image_size)
+    flops, _ = models.training_flops(model, image_size)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     samples = []
     for b in batches:
@@ -79,7 +68,7 @@ def measure_allreduce(ranks: int = 2, max_bytes: int = 64 << 20, repeats: int = 
         cmd = ["mpirun", "--oversubscribe", "-np", str(ranks)]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-run-as-root")
-        cmd += [sys.executable, "-m", "bench.perfmodel_allreduce", str(out), "--max-bytes", str(max_bytes),
+        cmd += [sys.executable, "-m", "bench.projection.allreduce", str(out), "--max-bytes", str(max_bytes),
                 "--repeats", str(repeats)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_COMM_WORLD", "PMIX_"))}
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, timeout=600)
@@ -87,21 +76,16 @@ def measure_allreduce(ranks: int = 2, max_bytes: int = 64 << 20, repeats: int = 
 
 
 def host_info() -> dict:
-    from bench.environment import cpu_model
     import torch
-    flags = ""
+
+    from bench.runner.environment import cpu_model, cpuinfo
+    info = cpuinfo()
     try:
-        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    mhz = None
-    try:
-        mhz = float(next(l for l in Path("/proc/cpuinfo").read_text().splitlines()
-                         if l.startswith("cpu MHz")).split(":")[1])
-    except (OSError, StopIteration, ValueError):
-        pass
+        mhz = float(info["cpu MHz"])
+    except (KeyError, ValueError):
+        mhz = None
     return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_mhz": mhz,
-            "avx512": " avx512f" in flags, "torch": torch.__version__}
+            "avx512": "avx512f" in info.get("flags", "").split(), "torch": torch.__version__}
 
 
 def save(path: str, calibration: dict) -> None:
@@ -157,6 +141,6 @@ class Calibration:
         have = [k for k in self.compute if k[:2] == (model, image_size)]
         if not have:
             raise KeyError(f"no compute calibration for {model} at {image_size}px "
-                           f"(run python -m bench.project --calibrate --compute {model}:{image_size})")
+                           f"(run python -m bench.projection --calibrate --compute {model}:{image_size})")
         k = min(have, key=lambda k: abs(k[2] - threads))
         return self.compute[k].scaled(threads / k[2]), f"scaled from {k[2]} thread(s)"

@@ -2,7 +2,7 @@
 size; dashed: fp16 gradients; dotted: the compact model at the same size (when calibrated)."""
 from __future__ import annotations
 
-from bench.perfmodel import project_curve, speedup_efficiency, with_compression
+from bench.projection.model import project_curve, speedup_efficiency, with_compression
 
 
 def plot_curves(curves, path: str) -> None:
@@ -39,7 +39,7 @@ def plot_curves(curves, path: str) -> None:
     axes[1].set_yscale("log", base=2)
     axes[2].set_ylim(0, 105)
     axes[0].legend(fontsize="x-small")
-    fig.suptitle("Performance-model projection (bench.project); KNL figures are estimates", fontsize="medium")
+    fig.suptitle("Performance-model projection (bench.projection); KNL figures are estimates", fontsize="medium")
     fig.tight_layout()
     from pathlib import Path
     Path(path).parent.mkdir(parents=True, exist_ok=True)

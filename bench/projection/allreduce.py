@@ -1,4 +1,4 @@
-"""Allreduce timings for the performance model: ``mpirun -np N python -m bench.perfmodel_allreduce OUT.json``.
+"""Allreduce timings for the performance model: ``mpirun -np N python -m bench.projection.allreduce OUT.json``.
 
 Times ``MPI_Allreduce`` (sum, float32, mpi4py buffers) at message sizes from 4 bytes to ``--max-bytes``.
 Each size: a warm-up call, then ``repeats`` timed batches of calls, each batch started at a barrier; a

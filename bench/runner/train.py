@@ -3,7 +3,7 @@
 The epoch's timed region starts and ends at a barrier (after a device synchronisation) and contains only
 training steps: no logging, no ``.item()``, no validation, no file writing. Inside it each step is split
 into data wait (blocked on the prefetcher), compute (forward, backward, optimizer) and exposed
-communication (what the backend reports, see bench/backends.py).
+communication (what the backend reports, see bench/runner/backends.py).
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.backends import GradSync
-from bench.comm import World
-from bench.device_data import loader as make_loader
-from bench.speed import Precision
+from bench.runner.backends import GradSync
+from bench.runner.comm import World
+from bench.runner.device_data import loader as make_loader
+from bench.runner.speed import Precision
 
 
 class NonFiniteLoss(RuntimeError):
@@ -47,10 +47,10 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
     """Train one epoch on this rank's ``plan`` (steps, accumulation, micro_batch). Collective.
 
     ``source``: an EventSource (batches made by the background Prefetcher) or a DeviceCache (batches built
-    on the device, bench/device_data.py).
+    on the device, bench/runner/device_data.py).
 
     ``precision``: autocast and loss scaling (default fp32); ``memory_format``: layout the loader gives
-    the images in (bench/speed.py).
+    the images in (bench/runner/speed.py).
     """
     steps, accumulation, micro = plan.shape
     precision = precision or Precision()
@@ -125,7 +125,7 @@ def score_events(model, source, indices: np.ndarray, world: World, device: torch
 
     Each rank scores its own share; rank 0 gathers them. Collective.
     """
-    from bench.sampler import val_shard
+    from bench.runner.sampler import val_shard
 
     mine = val_shard(indices, world.size, world.rank)
     parts = world.gather((mine, predict(model, source, mine, device, batch)))

@@ -46,14 +46,14 @@ class Config:
                           "GradScaler; cuda only), auto (bf16 on cuda, none on cpu)")
     data_placement: str = _f("auto", "where the images of a step are made: host (a background thread, copied "
                                      "in), device (the run's events preloaded on the device as lit pixels, "
-                                     "batches built there; bench/device_data.py), auto (device on cuda, "
+                                     "batches built there; bench/runner/device_data.py), auto (device on cuda, "
                                      "host on cpu)")
     compile: str = _f("auto", "torch.compile the model for training (the warm-up epoch pays the compilation): "
                               "on (also plain --compile), off, auto (on with cuda, where it measured 1.8x on an "
                               "H100; off on cpu, where it measured 0.91-0.95x)", const="on")
     optimizer_impl: str = _f("fused", "optimizer kernels: fused (one kernel for all tensors), foreach, loop")
     cpu_allocator: str = _f("reuse", "reuse: glibc keeps freed memory for the next step (no mmap per big "
-                                     "tensor); system: glibc defaults (bench/speed.py)")
+                                     "tensor); system: glibc defaults (bench/runner/speed.py)")
     backend: str = _f("auto", "gradient averaging: auto (horovod if installed, else mpi; none for one "
                               "process), none, mpi, ddp, horovod")
     seed: int = _f(1234, "seed of data order, initial weights and the synthetic events")
@@ -92,6 +92,12 @@ PRESETS: dict[str, dict] = {
 
 class UsageError(ValueError):
     """Bad command-line input; the message names the flag. Exit status 2."""
+
+
+def sweep_sizes(n: int) -> list[int]:
+    """World sizes of ``--sweep`` on ``n`` ranks: every power of two up to ``n``, then ``n`` itself."""
+    sizes = [1 << k for k in range(n.bit_length())]
+    return sizes + ([n] if sizes[-1] != n else [])
 
 
 def flag_name(name: str) -> str:
@@ -157,7 +163,7 @@ def validate(cfg: Config) -> None:
         raise UsageError(f"--global-batch {cfg.global_batch} is not divisible by --micro-batch {cfg.micro_batch}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
-    from bench.speed import AMP, CPU_ALLOCATORS, MEMORY_FORMATS, OPTIMIZER_IMPLS
+    from bench.runner.speed import AMP, CPU_ALLOCATORS, MEMORY_FORMATS, OPTIMIZER_IMPLS
     from data.base import NORMALISATIONS
     for name, allowed in (("backend", BACKENDS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
                           ("normalisation", NORMALISATIONS), ("memory_format", MEMORY_FORMATS),

@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from bench.config import Config, UsageError, as_dict
+from bench.runner.config import Config, UsageError, as_dict
 
 # Fields that may change between a run and its resumption without changing what is computed.
 _FREE = {"epochs", "out", "resume", "checkpoint", "save_model", "sweep_id", "system", "prefetch"}

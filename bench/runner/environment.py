@@ -12,14 +12,30 @@ _ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "SLURM_JOB_ID
              "OMPI_MCA_btl", "OMPI_MCA_mpi_yield_when_idle", "HOROVOD_FUSION_THRESHOLD", "HOROVOD_CYCLE_TIME", "CUDA_VISIBLE_DEVICES")
 
 
-def cpu_model() -> str:
+def cpuinfo() -> dict[str, str]:
+    """The first processor's entries of ``/proc/cpuinfo`` (``model name``, ``cpu MHz``, ``flags``, ...);
+    empty where the file does not exist or cannot be read."""
+    info: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return info
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the end of the first processor's block
+        key, sep, value = line.partition(":")
+        if sep:
+            info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def cpu_model() -> str:
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def default_threads(requested: int, ranks_per_node: int) -> int:
+    """Torch threads per rank: ``requested`` when positive, else the node's cores shared among its ranks."""
+    return requested or max(1, (os.cpu_count() or 1) // ranks_per_node)
 
 
 def _version(dist: str) -> str | None:
@@ -30,7 +46,7 @@ def _version(dist: str) -> str | None:
 
 
 def git_rev() -> str:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10).stdout.strip()

@@ -17,7 +17,6 @@ Step time at N nodes, one rank per node, global batch G, per-rank batch b = G / 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -170,7 +169,3 @@ def speedup_efficiency(steps: list[Step]) -> list[tuple[float, float]]:
 
 def with_compression(case: Case) -> Case:
     return replace(case, grad_bytes_per_param=2)
-
-
-def powers_of_two(upto: int) -> list[int]:
-    return [1 << k for k in range(int(math.log2(upto)) + 1)]

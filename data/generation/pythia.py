@@ -1,6 +1,6 @@
 """Pythia 8 event generation for the physics samples, one chunk of selected events at a time.
 
-A chunk is the unit of work of one worker process and the unit of commit of ``data.generate``: it is made
+A chunk is the unit of work of one worker process and the unit of commit of ``data.generation.generate``: it is made
 from its own Pythia instance, seeded from (run seed, sample, chunk index), so a chunk is the same whichever
 worker makes it and whenever (a resumed run makes the chunks it has not committed yet).
 """
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data import detector, jets
-from data.jets import quiet_stdout as _quiet_stdout
+from data import selection
+from data.generation import detector, jets
+from data.generation.jets import quiet_stdout as _quiet_stdout
 
-SLHA_FILE = Path(__file__).with_name("slha") / "rpv_gluino_1400.slha"
+SLHA_FILE = Path(__file__).resolve().parents[1] / "slha" / "rpv_gluino_1400.slha"
 MB_TO_PB = 1e9
 PYTHIA_SEED_MAX = 900_000_000  # Pythia accepts Random:seed up to this value
 
@@ -128,7 +129,7 @@ def visible_et(p: detector.Particles) -> float:
 # An event whose calorimeter-visible truth ET is under 75 % of the HT cut cannot pass it: jet HT is at most
 # the summed tower ET, and tower smearing moves a sum of hundreds of towers by a few per cent only. This
 # skips the detector and jet finding for most low pT-hat QCD events.
-PREFILTER_ET = 0.75 * jets.HT_MIN
+PREFILTER_ET = 0.75 * selection.HT_MIN
 
 
 class PileUp:
@@ -173,7 +174,7 @@ def generate_chunk(sample: Sample, seed: int, n_select: int, image_size: int, pi
         nonlocal n_generated
         q = jets.event_quantities([r.towers_p4() for _, _, r, _, _ in pending],
                                   [b for *_, b, _ in pending], [c for *_, c in pending], rng)
-        for i in np.flatnonzero(jets.baseline(q)):
+        for i in np.flatnonzero(selection.baseline(q)):
             if len(kept["gen_weight"]) >= n_select:
                 break
             ordinal, weight, resp, _, _ = pending[i]

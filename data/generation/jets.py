@@ -21,9 +21,6 @@ JET_PT_MIN = 30.0  # GeV
 JET_ETA_MAX = 2.4
 MATCH_DR = 0.4
 
-# Baseline of the reference group, applied before an image is kept.
-HT_MIN, NJET_MIN, NB_MIN, MJ_MIN = 1500.0, 4, 1, 500.0
-
 QUANTITIES = ("njet", "nb", "ht", "mj", "lead_jet_pt")
 
 
@@ -129,8 +126,3 @@ def event_quantities(tower_p4s: list[np.ndarray], b_truth: list[np.ndarray], c_t
     out["njet"] = out["njet"].astype(np.int32)
     out["nb"] = out["nb"].astype(np.int32)
     return out
-
-
-def baseline(q: dict[str, np.ndarray]) -> np.ndarray:
-    """The reference baseline: HT >= 1500, Njet >= 4, Nb >= 1, MJ >= 500 GeV (boolean per event)."""
-    return (q["ht"] >= HT_MIN) & (q["njet"] >= NJET_MIN) & (q["nb"] >= NB_MIN) & (q["mj"] >= MJ_MIN)
