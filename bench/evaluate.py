@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import models
 from bench import physics
@@ -27,6 +28,7 @@ from bench.runner.comm import abort_on_uncaught, init_world
 from bench.runner.config import UsageError, from_dict
 from bench.runner.data_setup import open_data
 from bench.runner.environment import default_threads
+from bench.runner.train import score_events
 from data.base import DataError
 
 # Fewer unweighted background events than this at the comparison point make the ratio a rough estimate.
@@ -100,9 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         check_args(a)
     except UsageError as exc:
         return fail(str(exc), world)
-    import torch
-
-    from bench.runner.train import score_events
     torch.set_num_threads(default_threads(a.threads, world.ranks_per_node))
     entries = []
     for k, path in enumerate(a.model_weights):

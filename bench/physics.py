@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from data.selection import signal_region, signal_region_steps
 
@@ -48,12 +49,10 @@ def cut_flow(table: dict, labels: np.ndarray, weights: np.ndarray) -> list[dict]
 
 def roc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray):
     """Weighted ROC (scikit-learn): false-positive rates, true-positive rates, thresholds (score >= t)."""
-    from sklearn.metrics import roc_curve
     return roc_curve(labels, scores, sample_weight=weights, drop_intermediate=False)
 
 
 def auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
     return float(roc_auc_score(labels, scores, sample_weight=weights))
 
 

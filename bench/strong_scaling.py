@@ -12,6 +12,8 @@ import sys
 import time
 import uuid
 
+import torch
+
 from bench.errors import fail, fail_rank
 from bench.records import RecordPathError, append_record, check_writable, recorded_world_sizes
 from bench.runner import backends
@@ -46,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         data = place_data(cfg, data, device)
     except (DevicePlacementError, DataError) as exc:  # free memory can differ between ranks
         return fail_rank(world, str(exc))
-    import torch
     threads = default_threads(cfg.threads, world.ranks_per_node)
     torch.set_num_threads(threads)
     sweep_id = world.bcast(cfg.sweep_id or (uuid.uuid4().hex if cfg.sweep else None))

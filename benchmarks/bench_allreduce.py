@@ -1,7 +1,7 @@
 """Allreduce of a model's gradient as each backend does it, against a bare mpi4py Allreduce of the same
 bytes. Run it under MPI:
 
-    mpirun -np 2 .venv/bin/python benchmarks/bench_allreduce.py [--model circpad --image-size 64]
+    mpirun -np 2 .venv/bin/python -m benchmarks.bench_allreduce [--model circpad --image-size 64]
 
 * bare mpi4py: ``Allreduce(IN_PLACE)`` on one float32 buffer of all gradient bytes;
 * mpi backend: ``MpiSync.sync`` on the fused gradient buffer (Allreduce + division);
@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
+from mpi4py import MPI
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mpi4py import MPI  # noqa: E402
-
-import models  # noqa: E402
-from bench.runner.backends import DdpSync, MpiSync, available  # noqa: E402
-from bench.runner.comm import init_world  # noqa: E402
+import models
+from bench.runner.backends import DdpSync, MpiSync, available
+from bench.runner.comm import init_world
 
 
 def timed(world, fn) -> float:

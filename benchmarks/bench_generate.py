@@ -1,6 +1,6 @@
 """Generation speed per core and selection efficiency per sample (signal and each QCD pT-hat slice).
 
-    PYTHONPATH=. python benchmarks/bench_generate.py [--events 300] [--qcd-edges 300,400,600,800,1100,inf]
+    python -m benchmarks.bench_generate [--events 300] [--qcd-edges 300,400,600,800,1100,inf]
 
 One process, one core: every figure is per core. For each sample it generates a fixed number of events
 (the chunk code of data.generation.generate, pile-up off) and prints events/s before and after the baseline, the

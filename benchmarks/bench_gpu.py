@@ -1,7 +1,7 @@
 """The single-GPU baseline: images per second of the circpad training step on one GPU, and its fraction
 of the GPU's dense bf16 peak and of a bf16 matrix multiply measured on the device.
 
-    PYTHONPATH=. python benchmarks/bench_gpu.py [--sizes 64,224] [--batch-64 512] [--batch-224 128]
+    python -m benchmarks.bench_gpu [--sizes 64,224] [--batch-64 512] [--batch-224 128]
         [--amp bf16|fp16|none] [--compile off|on|both] [--profile] [--steps 20] [--repeats 5] [--out F]
 
 What a competent user runs (the harness's --device cuda settings, bench/runner/speed.py): bf16 autocast,
@@ -27,12 +27,9 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 # Dense (no sparsity) bf16 tensor-core peak, TFLOP/s; the first name fragment found in the device name wins.
 PEAK_BF16_TFLOPS = (
@@ -118,6 +115,8 @@ def main() -> int:
               "PyTorch.", file=sys.stderr)
         return 1
 
+    import torch.nn.functional as F
+
     import models
     from bench.runner import speed
     from bench.runner.backends import GradSync
@@ -127,7 +126,6 @@ def main() -> int:
     from bench.runner.train import train_epoch
     from data.base import training_weights
     from data.synthetic import SyntheticSource
-    import torch.nn.functional as F
 
     device = torch.device(args.device, 0) if args.device == "cuda" else torch.device("cpu")
     speed.configure_device(device)

@@ -1,6 +1,6 @@
 """Calibrate the performance model on this machine and print the fitted figures.
 
-    python benchmarks/bench_perfmodel_fit.py [--compute circpad:64 ...] [--repeats 3] [--ar-max-bytes N]
+    python -m benchmarks.bench_perfmodel_fit [--compute circpad:64 ...] [--repeats 3] [--ar-max-bytes N]
                                              [--calibration results/calibration.json]
 
 Runs what ``python -m bench.projection --calibrate`` runs (compute steps in this process; allreduce under
@@ -13,14 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import project  # noqa: E402
-from bench.projection.calibrate import Calibration  # noqa: E402
+from bench import project
+from bench.projection.calibrate import Calibration
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Reader speed and memory: images/s per rank at 64 and 224 against what training consumes; peak RSS.
 
-    PYTHONPATH=. python benchmarks/bench_reader.py [--events 20000] [--big-events 200000] [--dir /tmp]
+    python -m benchmarks.bench_reader [--events 20000] [--big-events 200000] [--dir /tmp]
 
 * Speed: a synthetic sparse store (data.store.write_synthetic, ``--pixels`` lit pixels per event) is read in
   batches of 256 consecutive events starting at a random block boundary, as the harness' block sampler asks;

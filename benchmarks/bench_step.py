@@ -1,6 +1,6 @@
 """Per-rank speed of the training step against this machine's limit and against a plain PyTorch loop.
 
-    PYTHONPATH=. python benchmarks/bench_step.py [--model circpad] [--image-size 64] [--batch 256]
+    python -m benchmarks.bench_step [--model circpad] [--image-size 64] [--batch 256]
         [--steps 3] [--repeats 5] [--threads 0] [--variants default,plain,...] [--profile] [--data PATH]
 
 Side by side in one run, each in its own process (so each has its own allocator and thread settings)
@@ -24,11 +24,7 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # name -> harness flags (None: the plain loop; "matmul": the matmul rate)
 VARIANTS = {
@@ -81,16 +77,15 @@ def _worker(conn, kind, flags, args):
             return args.steps * args.batch / (time.perf_counter() - t0), 0.0
         steps(1)
     else:
+        import models
         from bench.runner import speed
         from bench.runner.backends import GradSync
         from bench.runner.comm import init_world
         from bench.runner.config import parse_config
-        from bench.runner.sampler import epoch_plan
         from bench.runner.run import make_optimizer
+        from bench.runner.sampler import epoch_plan
         from bench.runner.train import train_epoch
         from data import open_source, training_weights
-
-        import models
         cfg = parse_config(["--model", args.model, "--image-size", str(args.image_size), "--data", args.data,
                             *flags])
         # as bench.strong_scaling.run() sets up a rank

@@ -1,6 +1,6 @@
 """2-rank strong-scaling efficiency of circpad-64 on this machine, per backend.
 
-    .venv/bin/python benchmarks/bench_two_rank_efficiency.py [--backends mpi ddp horovod] [--global-batch 1024]
+    .venv/bin/python -m benchmarks.bench_two_rank_efficiency [--backends mpi ddp horovod] [--global-batch 1024]
 
 For each backend it runs one `mpirun -np 2 ... --sweep --threads 1` (1 rank with one thread, then 2 ranks
 with one thread each, in one allocation) and prints images/s at 1 and 2 ranks and the efficiency

@@ -1,10 +1,12 @@
 """Event sources for the harness: the embedded synthetic toy, or an HDF5 event store (data/store.py).
 
-``open_source`` is the single entry point; heavy readers are imported only when a file is asked for.
+``open_source`` is the single entry point.
 """
 from __future__ import annotations
 
 from data.base import Batch, DataError, EventSource, normalise, training_weights  # noqa: F401
+from data.hdf5_source import open_hdf5
+from data.synthetic import SyntheticSource
 
 
 def open_source(spec: str, image_size: int, normalisation: str, seed: int, n_events: int = 0) -> EventSource:
@@ -13,7 +15,5 @@ def open_source(spec: str, image_size: int, normalisation: str, seed: int, n_eve
     Raises DataError, naming the file and dataset, when a file cannot be used.
     """
     if spec == "synthetic":
-        from data.synthetic import SyntheticSource
         return SyntheticSource(n_events, image_size=image_size, seed=seed, normalisation=normalisation)
-    from data.hdf5_source import open_hdf5
     return open_hdf5(spec, image_size=image_size, normalisation=normalisation)

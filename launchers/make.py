@@ -22,6 +22,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from bench.runner.config import UsageError, parse_config
+from bench.runner.config import build_parser as bench_parser
 from launchers.scripts import Job, bench_args, local, pbs, slurm, submit_all, sweep_sizes
 
 SCHEDULERS = ("slurm", "pbs", "local")
@@ -75,8 +77,6 @@ def check_bench_flags(flags: list[str], world_sizes: list[int]) -> None:
 
     Raises LaunchError naming the offending flag.
     """
-    from bench.runner.config import UsageError, build_parser as bench_parser, parse_config
-
     for word in flags:
         name = word.split("=", 1)[0]
         if name in OWNED:

@@ -3,8 +3,10 @@ heavy optional model costs nothing until it is asked for."""
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # the registry itself stays torch-free: bench.runner.config reads it for --help
+    from torch import nn
 
 # name -> (module, class)
 _REGISTRY: dict[str, tuple[str, str]] = {

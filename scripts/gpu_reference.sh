@@ -18,7 +18,7 @@ py=${PYTHON:-python3}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 
-"$py" benchmarks/bench_gpu.py --sizes "$(echo ${SIZES:-64 224} | tr ' ' ,)" --steps 10 --repeats 3 \
+"$py" -m benchmarks.bench_gpu --sizes "$(echo ${SIZES:-64 224} | tr ' ' ,)" --steps 10 --repeats 3 \
     --compile both ${BENCH_FLAGS:-} --out "$out/bench_gpu.jsonl" 2>&1 | grep -v -i warn | tee "$out/bench_gpu.txt"
 
 for size in ${SIZES:-64 224}; do

@@ -18,14 +18,9 @@ def records(tmp_path):
 @pytest.mark.parametrize("args,flag", [
     (["--image-size", "60"], "--image-size"),
     (["--global-batch", "100", "--micro-batch", "30"], "--micro-batch"),
-    (["--model", "resnet50"], "--model"),
     (["--epochs", "0"], "--epochs"),
     (["--train-events", "-5"], "--train-events"),
     (["--global-batch", "0"], "--global-batch"),
-    (["--backend", "nccl"], "--backend"),
-    (["--device", "tpu"], "--device"),
-    (["--optimizer", "lion"], "--optimizer"),
-    (["--normalisation", "zscore"], "--normalisation"),
     (["--dropout", "1.5"], "--dropout"),
     (["--global-batch", "4096", "--train-events", "1024"], "--global-batch"),
     (["--device", "cuda"], "--device cuda"),
@@ -38,10 +33,34 @@ def test_bad_input_exits_2_naming_the_flag(args, flag, records, capsys):
     assert records.read_text() == before
 
 
-def test_argparse_errors_also_exit_2(records, capsys):
+@pytest.mark.parametrize("flag,value", [("--preset", "huge"), ("--model", "resnet50"), ("--backend", "nccl"),
+                                        ("--device", "tpu"), ("--optimizer", "lion"), ("--normalisation", "zscore"),
+                                        ("--amp", "fp8"), ("--compile", "maybe")])
+def test_choices_are_enforced_by_the_parser(flag, value, records, capsys):
+    """Each choice's allowed values live with its field: the parser refuses others, naming the flag and them."""
     with pytest.raises(SystemExit) as exc:
-        main(["--preset", "huge", "--out", str(records)])
-    assert exc.value.code == 2 and "--preset" in capsys.readouterr().err
+        main([flag, value, "--out", str(records)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and flag in err and "invalid choice" in err
+    assert records.read_text() == '{"existing": 1}\n'
+
+
+def test_help_lists_each_choice(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "choices: auto, none, mpi, ddp, horovod" in out and "choices: circpad, compact" in out
+
+
+def test_validate_checks_choices_of_a_config_made_in_code():
+    from dataclasses import replace
+
+    from bench.runner.config import UsageError, validate
+    with pytest.raises(UsageError, match="--backend"):
+        validate(replace(Config(), backend="nccl"))
+
+
+def test_argparse_errors_also_exit_2(records, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--epochs", "three"])
     assert exc.value.code == 2

@@ -18,9 +18,18 @@ import sys
 import uuid
 from dataclasses import replace
 
-from bench.projection.calibrate import Calibration
-from bench.projection.model import (AllreduceFit, Case, ComputeFit, Profile, project_curve, project_step,
-                                    speedup_efficiency, with_compression)
+from bench.projection.calibrate import Calibration, host_info, measure_allreduce, measure_compute, save
+from bench.projection.model import (
+    AllreduceFit,
+    Case,
+    ComputeFit,
+    Profile,
+    project_curve,
+    project_step,
+    speedup_efficiency,
+    with_compression,
+)
+from bench.projection.plot import plot_curves
 from bench.records import append_record, new_record, read_records
 from bench.runner.config import sweep_sizes
 
@@ -78,7 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def calibrate(args) -> None:
-    from bench.projection.calibrate import host_info, measure_allreduce, measure_compute, save
     entries = []
     for spec in args.compute:
         model, size = spec.split(":")
@@ -285,7 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines))
         emitted += valid
     if args.plot and curves:
-        from bench.projection.plot import plot_curves
         plot_curves(curves, args.plot)
         print(f"\nfigure: {args.plot}")
     if args.emit_records:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import socket
 import time
 import warnings
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from bench.runner.comm import World, under_launcher
 
@@ -158,14 +162,8 @@ class DdpSync(GradSync):
     name = "ddp"
 
     def wrap(self, model, optimizer, accumulation):
-        import socket
-
-        import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         addr, port = None, None
         if self.world.rank == 0:
-            import os
             addr = os.environ.get("MASTER_ADDR") or socket.gethostbyname(socket.gethostname())
             with socket.socket() as s:  # a free port on rank 0's host
                 s.bind(("", 0))

@@ -9,10 +9,20 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field, fields
 
+import models
+from data.base import NORMALISATIONS
+
+# The allowed values of each choice, kept with its field (``choices`` below): --help lists them and the
+# parser refuses anything else.
 BACKENDS = ("auto", "none", "mpi", "ddp", "horovod")
 DEVICES = ("cpu", "cuda")
 DATA_PLACEMENTS = ("auto", "host", "device")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+MEMORY_FORMATS = ("channels_last", "contiguous")
+AMP = ("none", "bf16", "fp16")
+OPTIMIZER_IMPLS = ("fused", "foreach", "loop")
+CPU_ALLOCATORS = ("reuse", "system")
+ON_OFF_AUTO = ("auto", "on", "off")
 
 
 def _f(default, help: str, **kw):
@@ -21,10 +31,10 @@ def _f(default, help: str, **kw):
 
 @dataclass(frozen=True)
 class Config:
-    model: str = _f("circpad", "model name (see models.available())")
+    model: str = _f("circpad", "model name", choices=tuple(models.available()))
     image_size: int = _f(64, "image height = width in pixels; divisible by 8")
     data: str = _f("synthetic", "'synthetic' for the embedded toy, or the path of an HDF5 event store")
-    normalisation: str = _f("max", "image normalisation: max, ref_max, log, none (data.base.normalise)")
+    normalisation: str = _f("max", "image normalisation (data.base.normalise)", choices=NORMALISATIONS)
     global_batch: int = _f(32768, "images per optimizer step over all ranks (held fixed: strong scaling)")
     micro_batch: int = _f(0, "images per forward/backward on a rank; below the per-rank batch the "
                              "gradients are accumulated (0: the whole per-rank batch at once)")
@@ -32,30 +42,32 @@ class Config:
     train_events: int = _f(65536, "training events per epoch (synthetic), or at most this many from the "
                                   "file's training split (0: all of it)")
     val_events: int = _f(8192, "validation events (synthetic), or at most this many from the file (0: all)")
-    optimizer: str = _f("adam", "optimizer: adam, adamw, sgd (momentum 0.9)")
+    optimizer: str = _f("adam", "optimizer (sgd with momentum 0.9)", choices=OPTIMIZERS)
     lr: float = _f(1e-3, "learning rate")
     lr_warmup_epochs: float = _f(0.0, "linear learning-rate warm-up from lr/10 over this many epochs "
                                       "(Goyal et al. 2017); 0: none")
     dropout: float = _f(0.5, "dropout probability (0 turns dropout off)")
     bn_momentum: float = _f(0.01, "BatchNorm momentum, PyTorch convention (Keras 0.99 = 0.01)")
     threads: int = _f(0, "torch threads per rank (0: cores of the node / ranks on the node)")
-    device: str = _f("cpu", "cpu or cuda")
-    memory_format: str = _f("channels_last", "layout of images and feature maps: channels_last or contiguous "
-                                             "(weights keep the default layout)")
+    device: str = _f("cpu", "where the model trains", choices=DEVICES)
+    memory_format: str = _f("channels_last", "layout of images and feature maps (weights keep the default "
+                                             "layout)", choices=MEMORY_FORMATS)
     amp: str = _f("auto", "mixed precision: none (fp32), bf16 (autocast; cpu or cuda), fp16 (autocast with a "
-                          "GradScaler; cuda only), auto (bf16 on cuda, none on cpu)")
+                          "GradScaler; cuda only), auto (bf16 on cuda, none on cpu)", choices=AMP + ("auto",))
     data_placement: str = _f("auto", "where the images of a step are made: host (a background thread, copied "
                                      "in), device (the run's events preloaded on the device as lit pixels, "
                                      "batches built there; bench/runner/device_data.py), auto (device on cuda, "
-                                     "host on cpu)")
+                                     "host on cpu)", choices=DATA_PLACEMENTS)
     compile: str = _f("auto", "torch.compile the model for training (the warm-up epoch pays the compilation): "
-                              "on (also plain --compile), off, auto (on with cuda, where it measured 1.8x on an "
-                              "H100; off on cpu, where it measured 0.91-0.95x)", const="on")
-    optimizer_impl: str = _f("fused", "optimizer kernels: fused (one kernel for all tensors), foreach, loop")
+                              "on (also plain --compile), off, auto (on with cuda, off on cpu; README, 'Per-rank "
+                              "speed')", const="on", choices=ON_OFF_AUTO)
+    optimizer_impl: str = _f("fused", "optimizer kernels: fused (one kernel for all tensors), foreach, loop",
+                             choices=OPTIMIZER_IMPLS)
     cpu_allocator: str = _f("reuse", "reuse: glibc keeps freed memory for the next step (no mmap per big "
-                                     "tensor); system: glibc defaults (bench/runner/speed.py)")
+                                     "tensor); system: glibc defaults (bench/runner/speed.py)",
+                            choices=CPU_ALLOCATORS)
     backend: str = _f("auto", "gradient averaging: auto (horovod if installed, else mpi; none for one "
-                              "process), none, mpi, ddp, horovod")
+                              "process), none, mpi, ddp, horovod", choices=BACKENDS)
     seed: int = _f(1234, "seed of data order, initial weights and the synthetic events")
     prefetch: int = _f(2, "batches prepared ahead by the background loader")
     out: str = _f("results/records.jsonl", "JSON-lines file the run record is appended to")
@@ -71,7 +83,8 @@ class Config:
                              "(the world size is appended); with --resume, continue from it")
     resume: bool = _f(False, "continue: skip sweep points already recorded, and restart a run from its "
                              "--checkpoint", flag=True)
-    preset: str = _f("custom", "quick (smoke-sized main job), paper (the reference study), custom")
+    preset: str = _f("custom", "quick (smoke-sized main job), paper (the reference study), custom",
+                     choices=("custom", "quick", "paper"))
 
     @property
     def label(self) -> str:
@@ -112,16 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS)  # so that only flags typed by the user override the preset
     for f in fields(Config):
         meta = f.metadata
+        choices = meta.get("choices")
+        shown = f" (choices: {', '.join(choices)}; default: {f.default})" if choices else f" (default: {f.default})"
         if meta.get("flag"):
             parser.add_argument(flag_name(f.name), action="store_true", help=meta["help"])
         elif "const" in meta:  # a choice whose flag alone means ``const``
-            parser.add_argument(flag_name(f.name), nargs="?", const=meta["const"], metavar=f.name.upper(),
-                                help=f"{meta['help']} (default: {f.default})")
+            parser.add_argument(flag_name(f.name), nargs="?", const=meta["const"], choices=choices,
+                                metavar=f.name.upper(), help=meta["help"] + shown)
         else:
             kind = {"int": int, "float": float, "str": str}[f.type]
-            choices = list(PRESETS) if f.name == "preset" else None
             parser.add_argument(flag_name(f.name), type=kind, choices=choices, metavar=f.name.upper(),
-                                help=f"{meta['help']} (default: {f.default})")
+                                help=meta["help"] + shown)
     return parser
 
 
@@ -145,9 +159,15 @@ def resolve_auto(cfg: Config) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    """Checks that need no MPI and no data: all ranks reach the same verdict before any work."""
-    import models  # light: only the registry
+    """Checks that need no MPI and no data: all ranks reach the same verdict before any work.
 
+    Raises UsageError naming the flag. Choices are checked here too, for a Config not made by the parser.
+    """
+    for f in fields(Config):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise UsageError(f"{flag_name(f.name)}: unknown value {getattr(cfg, f.name)!r}; "
+                             f"choose from {', '.join(choices)}")
     positive = ("image_size", "global_batch", "epochs", "lr", "prefetch")
     for name in positive:
         if getattr(cfg, name) <= 0:
@@ -157,22 +177,10 @@ def validate(cfg: Config) -> None:
             raise UsageError(f"{flag_name(name)} must not be negative, got {getattr(cfg, name)}")
     if cfg.image_size % 8:
         raise UsageError(f"--image-size must be divisible by 8 (three 2x2 poolings), got {cfg.image_size}")
-    if cfg.model not in models.available():
-        raise UsageError(f"--model: unknown model {cfg.model!r}; choose from {', '.join(models.available())}")
     if cfg.micro_batch and cfg.global_batch % cfg.micro_batch:
         raise UsageError(f"--global-batch {cfg.global_batch} is not divisible by --micro-batch {cfg.micro_batch}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
-    from bench.runner.speed import AMP, CPU_ALLOCATORS, MEMORY_FORMATS, OPTIMIZER_IMPLS
-    from data.base import NORMALISATIONS
-    for name, allowed in (("backend", BACKENDS), ("device", DEVICES), ("optimizer", OPTIMIZERS),
-                          ("normalisation", NORMALISATIONS), ("memory_format", MEMORY_FORMATS),
-                          ("amp", AMP + ("auto",)), ("data_placement", DATA_PLACEMENTS),
-                          ("compile", ("auto", "on", "off")),
-                          ("optimizer_impl", OPTIMIZER_IMPLS), ("cpu_allocator", CPU_ALLOCATORS)):
-        if getattr(cfg, name) not in allowed:
-            raise UsageError(f"{flag_name(name)}: unknown value {getattr(cfg, name)!r}; "
-                             f"choose from {', '.join(allowed)}")
     if cfg.amp == "fp16" and cfg.device != "cuda":
         raise UsageError("--amp fp16 needs --device cuda (fp16 on a CPU is slow and needs loss scaling); "
                          "use --amp bf16 or --amp none on cpu")

@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from bench.runner.config import Config, UsageError
+from bench.runner.device_data import DeviceCache
 from bench.runner.sampler import Split, split_counts, split_fractions
 from data import open_source, training_weights
 
@@ -81,8 +83,6 @@ def place_data(cfg: Config, data: Data, device) -> Data:
     """
     if cfg.data_placement != "device":
         return data
-    from bench.runner.device_data import DeviceCache  # torch
-
     events = np.concatenate([data.split.train, data.split.val, data.split.test])
     cache = DeviceCache(data.source, events, device, cfg.memory_format == "channels_last")
     return replace(data, cache=cache)
@@ -93,7 +93,6 @@ def pick_device(name: str, local_rank: int = 0):
 
     Raises UsageError naming --device when CUDA is asked for and absent.
     """
-    import torch
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     if name != "cuda":

@@ -7,6 +7,9 @@ import platform
 import subprocess
 from pathlib import Path
 
+import numpy
+import torch
+
 _ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "KMP_AFFINITY", "SLURM_JOB_ID", "SLURM_JOB_NODELIST",
              "PBS_JOBID", "PBS_NODEFILE", "MASTER_ADDR", "GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME",
              "OMPI_MCA_btl", "OMPI_MCA_mpi_yield_when_idle", "HOROVOD_FUSION_THRESHOLD", "HOROVOD_CYCLE_TIME", "CUDA_VISIBLE_DEVICES")
@@ -58,9 +61,6 @@ def git_rev() -> str:
 
 
 def environment(hosts: tuple[str, ...], mpi_library: str | None) -> dict:
-    import numpy
-    import torch
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "hosts": sorted(set(hosts)),

@@ -11,11 +11,6 @@ import sys
 
 import torch
 
-MEMORY_FORMATS = ("channels_last", "contiguous")
-AMP = ("none", "bf16", "fp16")
-OPTIMIZER_IMPLS = ("fused", "foreach", "loop")
-CPU_ALLOCATORS = ("reuse", "system")
-
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _allocator_in_effect = "system"

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import log_loss, roc_auc_score
 
 from bench.runner.backends import GradSync
 from bench.runner.comm import World
 from bench.runner.device_data import loader as make_loader
+from bench.runner.sampler import val_shard
 from bench.runner.speed import Precision
 
 
@@ -125,8 +127,6 @@ def score_events(model, source, indices: np.ndarray, world: World, device: torch
 
     Each rank scores its own share; rank 0 gathers them. Collective.
     """
-    from bench.runner.sampler import val_shard
-
     mine = val_shard(indices, world.size, world.rank)
     parts = world.gather((mine, predict(model, source, mine, device, batch)))
     if not world.is_root:
@@ -145,8 +145,6 @@ def validate(model, source, val_indices: np.ndarray, train_weights: np.ndarray, 
     if scored is None:
         return float("nan"), float("nan")
     idx, score = scored
-    from sklearn.metrics import log_loss, roc_auc_score
-
     y = source.labels[idx]
     auc = float(roc_auc_score(y, score, sample_weight=source.weights[idx]))
     loss = float(log_loss(y, np.clip(score, 1e-7, 1 - 1e-7), sample_weight=train_weights[idx],

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from data.generation import jets, pythia
 from data.store import StoreWriter
@@ -146,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(store: StoreWriter, tasks: list[tuple], a: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     stop = {"now": False}
 
     def on_signal(signum, _frame):  # finish the chunk being written, then leave a consistent file
