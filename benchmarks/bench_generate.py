@@ -13,7 +13,6 @@ import argparse
 import time
 
 from data.generation import pythia
-from data.generation.generate import parse_edges
 
 
 def measure(sample: pythia.Sample, events: int, seed: int) -> dict:
@@ -29,7 +28,7 @@ def measure(sample: pythia.Sample, events: int, seed: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=300, help="generated events per sample")
-    p.add_argument("--qcd-edges", type=parse_edges, default=pythia.QCD_EDGES, help="pT-hat slice edges")
+    p.add_argument("--qcd-edges", type=pythia.parse_edges, default=pythia.QCD_EDGES, help="pT-hat slice edges")
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--no-signal", action="store_true", help="QCD slices only")
     a = p.parse_args()

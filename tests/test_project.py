@@ -107,7 +107,7 @@ def model_records(cal: Calibration, backend: str) -> list[dict]:
 @pytest.mark.parametrize("backend", ["mpi", "horovod"])
 def test_projection_of_model_made_records_matches_by_construction(backend):
     cal = Calibration(synthetic_calibration())
-    projected, lines = project.validate(model_records(cal, backend), cal, overlap=0.7)
+    projected, lines = project.project_measured(model_records(cal, backend), cal, overlap=0.7)
     assert len(projected) == 3
     errors = [float(line.split()[-1]) for line in lines[1:]]
     assert errors == pytest.approx([0.0] * 3, abs=1e-6)

@@ -210,7 +210,7 @@ def projected_record(profile: Profile, case: Case, step, preset: str, backend: s
         **extra)
 
 
-def validate(records: list[dict], cal: Calibration, overlap: float) -> tuple[list[dict], list[str]]:
+def project_measured(records: list[dict], cal: Calibration, overlap: float) -> tuple[list[dict], list[str]]:
     """Project every measured CPU run at its own configuration. Returns (projected records, table lines)."""
     out, lines = [], []
     lines.append(f"{'system':>24} {'backend':>8} {'model':>8} {'px':>4} {'G':>6} {'N':>3} {'thr':>3} "
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             preset = "paper" if paper and case.image_size == 224 else "custom"
             emitted += [projected_record(profile, case, s, preset, args.backend, sweep_id) for s in steps]
     if records:
-        valid, lines = validate(records, cal, args.overlap)
+        valid, lines = project_measured(records, cal, args.overlap)
         print("\n## projected vs measured (each run at its own configuration; projection has no data wait)")
         print("\n".join(lines))
         emitted += valid

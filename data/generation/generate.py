@@ -50,15 +50,6 @@ def _run_task(task: tuple) -> tuple:
     return sample_i, chunk, out
 
 
-def parse_edges(text: str) -> tuple[float, ...]:
-    """'400,600,inf' -> (400.0, 600.0, -1.0): pT-hat slice edges, the last may be 'inf'."""
-    edges = [-1.0 if t.strip().lower() == "inf" else float(t) for t in text.split(",")]
-    finite = [e for e in edges if e >= 0]
-    if len(edges) < 2 or finite != sorted(finite) or (-1.0 in edges[:-1]):
-        raise argparse.ArgumentTypeError(f"--qcd-edges wants increasing edges like 400,600,inf, got {text!r}")
-    return tuple(edges)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m data.generation.generate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -75,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of --background-events per slice: 'physical' in proportion to the slice's "
                         "selected cross section measured for the default slices (every kept event then has "
                         "about the same weight), 'even' the same count per slice (custom edges use 'even')")
-    p.add_argument("--qcd-edges", type=parse_edges, default=pythia.QCD_EDGES,
+    p.add_argument("--qcd-edges", type=pythia.parse_edges, default=pythia.QCD_EDGES,
                    help="QCD pT-hat slice edges in GeV, comma separated, last may be inf")
     return p
 

@@ -6,6 +6,7 @@ worker makes it and whenever (a resumed run makes the chunks it has not committe
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,15 @@ SELECTED_XSEC_PB = {"qcd_pthat_300_400": 0.24, "qcd_pthat_400_600": 4.2, "qcd_pt
 # The 300-400 slice keeps one event in ~28,000 generated: at its proportional share it would make the run
 # several times slower. It gets a quarter of that share (its events weigh 4x more); unbiased, a bit noisier.
 COST_DAMPING = {"qcd_pthat_300_400": 0.25}
+
+
+def parse_edges(text: str) -> tuple[float, ...]:
+    """'400,600,inf' -> (400.0, 600.0, -1.0): pT-hat slice edges, the last may be 'inf'."""
+    edges = [-1.0 if t.strip().lower() == "inf" else float(t) for t in text.split(",")]
+    finite = [e for e in edges if e >= 0]
+    if len(edges) < 2 or finite != sorted(finite) or (-1.0 in edges[:-1]):
+        raise argparse.ArgumentTypeError(f"--qcd-edges wants increasing edges like 400,600,inf, got {text!r}")
+    return tuple(edges)
 
 
 def qcd_slice(lo: float, hi: float) -> Sample:
