@@ -1,6 +1,9 @@
-"""Event sources for the harness: the embedded synthetic toy, or an HDF5 event store (data/store.py).
+"""Reading events: the event-source protocol (``data.base``), the embedded synthetic toy
+(``data.synthetic``), the HDF5 event store (``data.store``, its format and writer) and its readers
+(``data.hdf5_source``), and the cut-based selection (``data.selection``, numpy only). Making stores from
+physics is ``data.generation``.
 
-``open_source`` is the single entry point.
+``open_source`` is the single way the runner opens a source.
 """
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from bench.errors import fail
 from bench.runner.config import UsageError, parse_config
 from bench.runner.config import build_parser as bench_parser
 from launchers.scripts import Job, bench_args, local, pbs, slurm, submit_all, sweep_sizes
@@ -158,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = plan(args, flags)
     except LaunchError as err:
-        print(f"launchers.make: error: {err}", file=sys.stderr)
-        return 2
+        return fail(str(err))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     root = str(Path.cwd().resolve())

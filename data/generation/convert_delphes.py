@@ -25,6 +25,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from bench.errors import fail
 from data import selection
 from data.base import ETA_MAX
 from data.generation import jets
@@ -155,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # check every input before the output is touched
         entries = sum(_entries(f, a.tree) for f in a.files)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
     n_gen = a.n_generated if a.n_generated is not None else entries
     try:
         store = StoreWriter(a.out, a.image_size, meta={"converter": "delphes"})
@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     chunk += 1
                     selected += len(ev["idx"])
         except (OSError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return fail(str(e))
     print(f"{a.out}: sample {a.sample} (label {a.label}): {selected} of {entries} entries pass the baseline; "
           f"weight {a.xsec / n_gen:.4g} pb per event")
     return 0
