@@ -243,11 +243,19 @@ def check_writable(path: str, flag: str = "--out") -> None:
 
 
 def append_record(path: str, record: dict) -> None:
-    """Append ``record`` as one line of ``path`` (created if absent): the whole line or nothing."""
+    """Append ``record`` as one line of ``path`` (created if absent): the whole line or nothing.
+
+    A file whose last line was cut short (a writer killed mid-line, a partial copy) gets the record on a
+    fresh line, so the fragment stays one broken line that readers report and the record stays readable.
+    Raises ValueError for a value JSON cannot hold (NaN, infinity) before anything is written.
+    """
     line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        end = os.lseek(fd, 0, os.SEEK_END)
+        if end and os.pread(fd, 1, end - 1) != b"\n":
+            line = b"\n" + line
         view = memoryview(line)
         while view:  # a regular file takes it in one write; loop only for safety
             view = view[os.write(fd, view):]

@@ -84,3 +84,15 @@ def test_recorded_world_sizes_reads_one_sweep(tmp_path):
     for n, sweep in ((1, "s1"), (2, "s1"), (4, "s2")):
         append_record(str(path), rec(world_size=n, sweep_id=sweep))
     assert recorded_world_sizes(str(path), "s1") == {1, 2}
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path):
+    """A writer killed mid-line leaves a fragment without a newline; the next record goes on its own line."""
+    path = tmp_path / "r.jsonl"
+    append_record(str(path), rec(label="before"))
+    with open(path, "a") as fh:
+        fh.write(json.dumps(rec(label="torn"))[:60])
+    append_record(str(path), rec(label="after"))
+    records, problems = read_records(str(path))
+    assert [r["label"] for r in records] == ["before", "after"]
+    assert [p.line for p in problems] == [2] and "not valid JSON" in problems[0].message
