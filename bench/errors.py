@@ -21,6 +21,19 @@ def fail(message: str, world=None, code: int = USAGE) -> int:
     return code
 
 
+def fail_agreed(world, failures: list[tuple[int, str]], code: int = USAGE) -> int:
+    """End every rank after ``World.failures`` found some: rank 0 prints each failure once (``error:
+    message`` when every rank failed alike, ``error: rank R: message`` otherwise) and every rank returns
+    ``code``, so the job ends without an abort and without a rank left in a collective."""
+    if world.is_root:
+        if len(failures) == world.size and len({m for _, m in failures}) == 1:
+            print(f"error: {failures[0][1]}", file=sys.stderr, flush=True)
+        else:
+            for rank, message in failures:
+                print(f"error: rank {rank}: {message}", file=sys.stderr, flush=True)
+    return code
+
+
 def fail_rank(world, message: str, code: int = USAGE) -> int:
     """An error that may be this rank's alone: one process prints it and returns ``code``; under MPI this
     rank prints it with its rank number and ends every rank (the others may be waiting in a collective),

@@ -22,7 +22,8 @@ import torch
 
 import models
 from bench import physics
-from bench.errors import fail
+from bench.errors import fail_agreed, fail_rank
+from bench.outputs import OutputPathError, check_output_dir
 from bench.runner.checkpoint import load_model
 from bench.runner.comm import abort_on_uncaught, init_world
 from bench.runner.config import UsageError, from_dict
@@ -65,13 +66,7 @@ def check_args(a: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must not be negative, got {v}")
     if a.all_events and not a.data:
         raise UsageError("--all-events needs --data: the training file's every event includes training events")
-    out = Path(a.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out {a.out}: cannot create the directory ({e.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"--out {a.out}: directory is not writable")
+    check_output_dir(a.out, "--out")
 
 
 def load(path: str, data: str):
@@ -98,28 +93,32 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     world = init_world()
     abort_on_uncaught(world)
-    try:
+    loaded, error = [], None
+    try:  # every model file and its events on every rank, before the first collective
         check_args(a)
-    except UsageError as exc:
-        return fail(str(exc), world)
-    torch.set_num_threads(default_threads(a.threads, world.ranks_per_node))
+        torch.set_num_threads(default_threads(a.threads, world.ranks_per_node))
+        loaded = [load(path, a.data) for path in a.model_weights]
+    except (UsageError, DataError, OutputPathError) as exc:
+        error = str(exc)
+    failed = world.failures(error)
+    if failed:
+        return fail_agreed(world, failed)
     entries = []
-    for k, path in enumerate(a.model_weights):
+    for k, (path, (net, cfg, d, state)) in enumerate(zip(a.model_weights, loaded)):
+        indices = np.arange(len(d.source)) if a.all_events else d.split.test
         try:
-            net, cfg, d, state = load(path, a.data)
-            indices = np.arange(len(d.source)) if a.all_events else d.split.test
             scored = score_events(net, d.source, indices, world, torch.device("cpu"), a.batch)
-            if scored is not None:
-                idx, scores = scored
-                cmp, flow = physics.on_source(d.source, idx, scores, a.luminosity, a.bootstrap, seed=k)
-        except (UsageError, DataError, ValueError) as exc:
-            return fail(str(exc), world)
-        if world.is_root:
-            label = a.labels[k] if a.labels else f"{state.get('world_size', '?')} rank(s)"
-            entries.append({"label": label, "model_file": os.path.abspath(path), "run_id": state.get("run_id"),
-                            "data": d.source.describe(), "image_size": cfg.image_size,
-                            "split": "all events" if a.all_events else f"test split (seed {cfg.seed})",
-                            **cmp.asdict(), "cut_flow": flow})
+            if scored is None:
+                continue
+            idx, scores = scored
+            cmp, flow = physics.on_source(d.source, idx, scores, a.luminosity, a.bootstrap, seed=k)
+        except (DataError, ValueError) as exc:  # may be this rank's alone (rank 0 compares): end every rank
+            return fail_rank(world, f"--model-weights {path}: {exc}")
+        label = a.labels[k] if a.labels else f"{state.get('world_size', '?')} rank(s)"
+        entries.append({"label": label, "model_file": os.path.abspath(path), "run_id": state.get("run_id"),
+                        "data": d.source.describe(), "image_size": cfg.image_size,
+                        "split": "all events" if a.all_events else f"test split (seed {cfg.seed})",
+                        **cmp.asdict(), "cut_flow": flow})
     if world.is_root:
         report(entries, Path(a.out))
     return 0
@@ -129,6 +128,7 @@ def report(entries: list[dict], out: Path) -> None:
     from reports import cnn_vs_cuts as figs
 
     sizes = {e["image_size"] for e in entries}
+    out.mkdir(parents=True, exist_ok=True)
     figs.roc_figure(entries, out)
     figs.write_tables(entries, out, image_size=sizes.pop() if len(sizes) == 1 else None)
     with open(out / "physics.json", "w") as f:

@@ -142,10 +142,6 @@ FIELDS: tuple[Field, ...] = (
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 
 
-class RecordPathError(ValueError):
-    """The records file cannot be written. The message names --out. Exit status 2."""
-
-
 @dataclass(frozen=True)
 class Problem:
     """A line or record a reader left out, and why."""
@@ -228,18 +224,6 @@ def new_record(**fields) -> dict:
     if errors:
         raise ValueError("invalid record: " + "; ".join(errors))
     return rec
-
-
-def check_writable(path: str, flag: str = "--out") -> None:
-    """Fail before any work if ``path`` cannot be appended to. Creates nothing. Raises RecordPathError."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise RecordPathError(f"{flag} {path}: directory {directory} does not exist")
-    if os.path.exists(path):
-        if os.path.isdir(path) or not os.access(path, os.W_OK):
-            raise RecordPathError(f"{flag} {path}: not a writable file")
-    elif not os.access(directory, os.W_OK | os.X_OK):
-        raise RecordPathError(f"{flag} {path}: directory {directory} is not writable")
 
 
 def append_record(path: str, record: dict) -> None:

@@ -11,45 +11,82 @@ import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 import torch
 
-from bench.errors import fail, fail_rank
-from bench.records import RecordPathError, append_record, check_writable, recorded_world_sizes
+from bench.errors import fail_agreed, fail_rank
+from bench.outputs import OutputPathError, check_output_file
+from bench.records import append_record, recorded_world_sizes
 from bench.runner import backends
 from bench.runner.backends import BackendError
-from bench.runner.comm import abort_on_uncaught, init_world
-from bench.runner.config import UsageError, parse_config, sweep_sizes
-from bench.runner.data_setup import check_fits, open_data, pick_device, place_data
+from bench.runner.comm import World, abort_on_uncaught, init_world
+from bench.runner.config import Config, UsageError, parse_config, sweep_sizes
+from bench.runner.data_setup import Data, check_fits, open_data, pick_device, place_data
 from bench.runner.device_data import DevicePlacementError
 from bench.runner.environment import default_threads
 from bench.runner.run import run
 from bench.runner.train import NonFiniteLoss
 from data.base import DataError
 
+HELP = "--help"  # a rank that printed the help and would exit 0
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg = parse_config(argv)
-        check_writable(cfg.out)
-    except (UsageError, RecordPathError) as exc:
-        return fail(str(exc))
-    world = init_world()
-    abort_on_uncaught(world)
+
+def check_outputs(cfg: Config) -> None:
+    """Every file the run will write can be written (raises OutputPathError naming the flag)."""
+    check_output_file(cfg.out, "--out")
+    if cfg.save_model:
+        check_output_file(cfg.save_model.replace("{ranks}", "1"), "--save-model")
+    if cfg.checkpoint:
+        check_output_file(f"{cfg.checkpoint}.n1", "--checkpoint")
+
+
+@dataclass(frozen=True)
+class Job:
+    cfg: Config
+    sizes: list[int]
+    backend: str
+    device: object  # torch.device
+    data: Data
+    threads: int
+
+
+def set_up(argv: list[str] | None, world: World) -> Job:
+    """Everything before the first collective of training, on this rank: configuration, output paths, the
+    backend, the device, the events, the batch arithmetic, their placement, the threads. Holds no
+    collective, so every rank reaches the agreement that follows whatever fails here. Raises UsageError,
+    OutputPathError, BackendError, DataError or DevicePlacementError."""
+    cfg = parse_config(argv)
+    check_outputs(cfg)
     sizes = sweep_sizes(world.size) if cfg.sweep else [world.size]
-    try:
-        backend = backends.resolve(cfg.backend, world.size)
-        device = pick_device(cfg.device, world.local_rank)
-        data = open_data(cfg)
-        check_fits(cfg, data, sizes)
-    except (UsageError, BackendError, DataError) as exc:
-        return fail(str(exc), world)
-    try:
-        data = place_data(cfg, data, device)
-    except (DevicePlacementError, DataError) as exc:  # free memory can differ between ranks
-        return fail_rank(world, str(exc))
+    backend = backends.resolve(cfg.backend, world.size)
+    device = pick_device(cfg.device, world.local_rank)
+    data = open_data(cfg)
+    check_fits(cfg, data, sizes)
+    data = place_data(cfg, data, device)  # free memory can differ between ranks
     threads = default_threads(cfg.threads, world.ranks_per_node)
     torch.set_num_threads(threads)
+    return Job(cfg, sizes, backend, device, data, threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    world = init_world()
+    abort_on_uncaught(world)
+    job, error = None, None
+    try:
+        job = set_up(argv, world)
+    except SystemExit as exc:  # argparse has printed its message (or --help) on this rank
+        if world.size == 1:
+            raise
+        error = HELP if exc.code == 0 else f"bad command line: {exc}"
+    except (UsageError, OutputPathError, BackendError, DataError, DevicePlacementError) as exc:
+        error = str(exc)
+    failed = world.failures(error)
+    if failed:
+        if all(m == HELP for _, m in failed) and len(failed) == world.size:
+            return 0
+        return fail_agreed(world, failed)
+    cfg, sizes, backend = job.cfg, job.sizes, job.backend
     sweep_id = world.bcast(cfg.sweep_id or (uuid.uuid4().hex if cfg.sweep else None))
     if cfg.resume and sweep_id:
         done = world.bcast(recorded_world_sizes(cfg.out, sweep_id) if world.is_root else None)
@@ -62,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         sub = world if n == world.size else world.first(n)
         if sub is not None:
             try:
-                record = run(cfg, sub, backend, device, threads, data, sweep_id)
+                record = run(cfg, sub, backend, job.device, job.threads, job.data, sweep_id)
             except (NonFiniteLoss, UsageError, DataError) as exc:  # not a valid result: nothing recorded
                 suffix = "" if world.size == 1 else "; no record written"
                 return fail_rank(world, f"{exc}{suffix}", 1 if isinstance(exc, NonFiniteLoss) else 2)

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.errors import fail
+from bench.outputs import OutputPathError, check_output_dir
 from bench.runner.config import UsageError, parse_config
 from bench.runner.config import build_parser as bench_parser
 from launchers.scripts import Job, bench_args, local, pbs, slurm, submit_all, sweep_sizes
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(own)
     try:
         jobs = plan(args, flags)
-    except LaunchError as err:
+        check_output_dir(args.out_dir, "--out-dir")
+    except (LaunchError, OutputPathError) as err:
         return fail(str(err))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

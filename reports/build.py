@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import fail
+from bench.outputs import OutputPathError, check_output_dir
 from reports import analysis
 
 PROG = "python -m reports.build"
@@ -27,6 +28,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        check_output_dir(args.out, "--out")
+    except OutputPathError as err:
+        return fail(str(err))
 
     # Read: a missing file is the caller's mistake; a broken line is reported and skipped.
     try:

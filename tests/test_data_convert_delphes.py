@@ -32,15 +32,16 @@ def _event(rng, passing: bool) -> dict:
     }
 
 
-def write_delphes(path, n, seed, dotted=True) -> tuple[list[dict], np.ndarray]:
+def write_delphes(path, n, seed, dotted=True, pass_fraction=0.6) -> tuple[list[dict], np.ndarray]:
     rng = np.random.default_rng(seed)
-    passing = rng.random(n) < 0.6
+    passing = rng.random(n) < pass_fraction
     events = [_event(rng, p) for p in passing]
     arrays = {}
     for b in ("Tower", "Track", "Jet", "FatJet"):
-        arrays[b] = ak.Array([e[b] for e in events])
+        # n = 0: the branches' types from one event, then no entries
+        arrays[b] = ak.Array([e[b] for e in events or [_event(rng, True)]])
         arrays[b] = ak.zip({k: ak.values_astype(arrays[b][k], np.float32 if k != "BTag" else np.int32)
-                            for k in arrays[b].fields})
+                            for k in arrays[b].fields})[:n]
     with uproot.recreate(path) as f:
         f.mktree("Delphes", {b: a.type.content for b, a in arrays.items()},
                  counter_name=lambda c: f"{c}_size",
@@ -106,3 +107,28 @@ def test_missing_branch_and_bad_flags(tmp_path, capsys):
         convert_delphes.main([str(tmp_path / "none.root"), "--label", "1", "--xsec", "1", "--sample", "s",
                               "--out", str(tmp_path / "o.h5")])
     assert e.value.code == 2 and "none.root" in capsys.readouterr().err
+
+
+def test_input_without_events_exits_2_and_leaves_out_alone(tmp_path, capsys):
+    """A Delphes tree with 0 entries, or entries none of which pass the baseline: exit 2 naming the files;
+    --out is neither created nor changed."""
+    empty, other = tmp_path / "empty.root", tmp_path / "empty2.root"
+    write_delphes(empty, 0, 0)
+    write_delphes(other, 0, 1)
+    out = tmp_path / "out.h5"
+    args = ["--label", 1, "--xsec", 0.0253, "--sample", "rpv", "--image-size", 16, "--out", out]
+    assert _convert(empty, *args) == 2
+    err = capsys.readouterr().err
+    assert "empty.root" in err and "no events" in err
+    assert _convert(empty, other, *args) == 2
+    assert "empty2.root" in capsys.readouterr().err
+    assert not out.exists()
+    # entries, none passing the baseline: an existing store is left as it was
+    write_delphes(tmp_path / "good.root", 12, 3)
+    assert _convert(tmp_path / "good.root", *args) == 0
+    capsys.readouterr()
+    before = out.read_bytes()
+    write_delphes(tmp_path / "none_pass.root", 5, 4, pass_fraction=0.0)
+    assert _convert(tmp_path / "none_pass.root", *args) == 2
+    assert "passes the baseline" in capsys.readouterr().err
+    assert out.read_bytes() == before

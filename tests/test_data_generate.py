@@ -134,6 +134,7 @@ def test_btag_efficiency_is_the_card_formula():
     (["--workers", "0"], "--workers"),
     (["--qcd-edges", "600,400"], "--qcd-edges"),
     (["--out", "/no/such/dir/x.h5"], "--out"),
+    (["--signal-events", "0", "--background-events", "0"], "no event to generate"),
 ])
 def test_bad_command_line_exits_2_naming_the_flag(flags, flag, tmp_path, capsys):
     base = {"--signal-events": "1", "--background-events": "1", "--out": str(tmp_path / "x.h5")}
@@ -142,6 +143,7 @@ def test_bad_command_line_exits_2_naming_the_flag(flags, flag, tmp_path, capsys)
         generate.main([t for kv in base.items() for t in kv])
     assert e.value.code == 2
     assert flag in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_continuing_with_other_settings_is_refused(generated, capsys):

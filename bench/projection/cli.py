@@ -18,6 +18,8 @@ import sys
 import uuid
 from dataclasses import replace
 
+from bench.errors import fail
+from bench.outputs import OutputPathError, check_output_dir, check_output_file
 from bench.projection.calibrate import Calibration, host_info, measure_allreduce, measure_compute, save
 from bench.projection.model import (
     AllreduceFit,
@@ -245,15 +247,26 @@ def project_measured(records: list[dict], cal: Calibration, overlap: float) -> t
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:  # every output path before the minutes of calibration
+        if args.calibrate:
+            check_output_dir(os.path.dirname(os.path.abspath(args.calibration)), "--calibration")
+        if args.plot:
+            check_output_dir(os.path.dirname(os.path.abspath(args.plot)), "--plot")
+        if args.emit_records:
+            check_output_file(args.emit_records, "--emit-records")
+    except OutputPathError as exc:
+        return fail(str(exc))
     if args.calibrate:
         calibrate(args)
     if not os.path.isfile(args.calibration):
-        print(f"bench.projection: no calibration at {args.calibration}; run with --calibrate first", file=sys.stderr)
-        return 2
+        return fail(f"--calibration {args.calibration}: no such file; run with --calibrate first")
     cal = Calibration.load(args.calibration, args.statistic)
     records = []
     if args.records:
-        records, problems = read_records(args.records)
+        try:
+            records, problems = read_records(args.records)
+        except FileNotFoundError as exc:
+            return fail(f"--records: {exc}")
         for p in problems:
             print(f"warning: {p}", file=sys.stderr)
     # This machine at its largest calibrated thread count; KNL from the per-core figure (fewest threads).

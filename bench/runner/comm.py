@@ -78,6 +78,12 @@ class World:
             array /= self.size
         return array
 
+    def failures(self, error: str | None) -> list[tuple[int, str]]:
+        """Every rank's error of a phase, known to every rank: ``[(rank, message), ...]`` of the ranks whose
+        ``error`` is not None (empty when all succeeded). Collective: call it at the end of a phase that holds
+        no other collective, so a rank that failed alone cannot leave the others waiting."""
+        return [(rank, e) for rank, e in enumerate(self.allgather(error)) if e is not None]
+
     def abort(self, code: int) -> None:
         """End the whole job now (every rank of COMM_WORLD). A no-op for a single process."""
         if self.mpi is not None:

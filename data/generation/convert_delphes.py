@@ -157,33 +157,49 @@ def main(argv: list[str] | None = None) -> int:
         entries = sum(_entries(f, a.tree) for f in a.files)
     except (OSError, ValueError) as e:
         return fail(str(e))
+    if entries == 0:
+        return fail(f"{', '.join(a.files)}: no events (0 entries in tree {a.tree!r}); {a.out} not touched")
     n_gen = a.n_generated if a.n_generated is not None else entries
+    store, selected = None, 0
+    try:
+        # The store is opened at the first selected event, so input that yields none leaves --out as it
+        # was. The sample's generated count rides on its first chunk row; later rows add events only, so the
+        # weight is xsec / n_generated whatever the number of chunks. Rows are written as read, so memory
+        # holds one step of one file.
+        for f in a.files:
+            for _, ev in read_file(f, a.tree, a.image_size):
+                if not len(ev["idx"]):
+                    continue
+                if store is None:
+                    store, si, chunk = _open_store(parser, a)
+                store.append(si, chunk, ev, n_generated=n_gen if selected == 0 else 0, sigma_pb=a.xsec)
+                chunk += 1
+                selected += len(ev["idx"])
+    except (OSError, ValueError) as e:
+        return fail(str(e))
+    finally:
+        if store is not None:
+            store.close()
+    if not selected:
+        return fail(f"{', '.join(a.files)}: none of the {entries} events passes the baseline "
+                    f"(data/selection.py); {a.out} not touched")
+    print(f"{a.out}: sample {a.sample} (label {a.label}): {selected} of {entries} entries pass the baseline; "
+          f"weight {a.xsec / n_gen:.4g} pb per event")
+    return 0
+
+
+def _open_store(parser: argparse.ArgumentParser, a: argparse.Namespace):
+    """(store, sample index, next chunk) of ``--out`` for ``--sample``; exits 2 naming the flag."""
     try:
         store = StoreWriter(a.out, a.image_size, meta={"converter": "delphes"})
     except (OSError, ValueError) as e:
         parser.error(f"--out {a.out}: {e}")
-    with store:
-        try:
-            si = store.sample_index(a.sample, a.label)
-        except ValueError as e:
-            parser.error(f"--sample {a.sample}: {e}")
-        chunk = max(store.committed_chunks(si), default=-1) + 1
-        try:
-            selected, first = 0, True
-            # The sample's generated count rides on its first chunk row; later rows add events only, so
-            # the weight is xsec / n_generated whatever the number of chunks. Rows are written as read,
-            # so memory holds one step of one file.
-            for f in a.files:
-                for _, ev in read_file(f, a.tree, a.image_size):
-                    store.append(si, chunk, ev, n_generated=n_gen if first else 0, sigma_pb=a.xsec)
-                    first = False
-                    chunk += 1
-                    selected += len(ev["idx"])
-        except (OSError, ValueError) as e:
-            return fail(str(e))
-    print(f"{a.out}: sample {a.sample} (label {a.label}): {selected} of {entries} entries pass the baseline; "
-          f"weight {a.xsec / n_gen:.4g} pb per event")
-    return 0
+    try:
+        si = store.sample_index(a.sample, a.label)
+    except ValueError as e:
+        store.close()
+        parser.error(f"--sample {a.sample}: {e}")
+    return store, si, max(store.committed_chunks(si), default=-1) + 1
 
 
 if __name__ == "__main__":

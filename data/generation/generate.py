@@ -78,6 +78,8 @@ def check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     for flag, v in (("--signal-events", a.signal_events), ("--background-events", a.background_events)):
         if v < 0:
             p.error(f"{flag} must be >= 0, got {v}")
+    if a.signal_events == 0 and a.background_events == 0:
+        p.error("--signal-events and --background-events are both 0: no event to generate")
     if a.workers < 1:
         p.error(f"--workers must be >= 1, got {a.workers}")
     if a.chunk < 1:
