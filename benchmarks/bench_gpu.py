@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-# Dense (no sparsity) bf16 tensor-core peak, TFLOP/s; the first name fragment found in the device name wins.
+# Dense (no sparsity) bf16 tensor-core peak, TFLOP/s, from NVIDIA's datasheets (half their with-sparsity figures;
+# docs/physics-reference.md, 'Hardware'); the first name fragment found in the device name wins.
 PEAK_BF16_TFLOPS = (
     ("H100 PCIe", 756.0),
     ("H100 NVL", 835.0),
