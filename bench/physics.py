@@ -1,4 +1,5 @@
-"""The CNN against the cut-based selection, on the same events, with physical weights (SPEC.md).
+"""The CNN against the cut-based selection, on the same events, with physical weights (Kim et al., Sections 2-3;
+every figure and its source: docs/physics-reference.md, 'Samples and weights').
 
 Everything here is plain numpy + scikit-learn on arrays of labels, scores, weights and jet quantities; no
 torch and no MPI, so it is tested on hand-made arrays and reused by ``bench.evaluate`` and by the run
@@ -22,9 +23,9 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from data.selection import signal_region, signal_region_steps
 
-LUMINOSITY_FB = 138.0  # the reference code's luminosity
+LUMINOSITY_FB = 138.0  # the reference code's luminosity (not in the paper; CMS's 2016-2018 data set)
 PB_PER_FB = 1e3  # 1 fb^-1 = 1000 pb^-1
-DISCOVERY_Z = 5.0
+DISCOVERY_Z = 5.0  # Kim et al., Section 3: the discovery level
 
 
 def efficiencies(selected: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> tuple[float, float]:

@@ -31,7 +31,8 @@ import time
 import numpy as np
 import torch
 
-# Dense (no sparsity) bf16 tensor-core peak, TFLOP/s; the first name fragment found in the device name wins.
+# Dense (no sparsity) bf16 tensor-core peak, TFLOP/s, from NVIDIA's datasheets (half their with-sparsity figures;
+# docs/physics-reference.md, 'Hardware'); the first name fragment found in the device name wins.
 PEAK_BF16_TFLOPS = (
     ("H100 PCIe", 756.0),
     ("H100 NVL", 835.0),

@@ -18,7 +18,8 @@ import numpy as np
 
 from data.base import ETA_MAX, PHI_MAX, Batch, SparseImages, sparse_images
 
-# (name, label, cross section [pb], generated events, selected events): SPEC.md, Table 1 of the study.
+# (name, label, cross section [pb], generated events, selected events): Kim et al., Table 1
+# (docs/physics-reference.md, 'Samples and weights').
 SAMPLES = (
     ("rpv_gluino_1400", 1, 0.0253, 330_599, 294_762),
     ("qcd_ht1000to1500", 0, 1207.0, 15_466_225, 37_091),

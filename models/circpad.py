@@ -1,5 +1,6 @@
 """The circular-padding CNN of the KISTI multi-jet study (Kim et al., 'Multi-Jet Event
-classification with Convolutional neural network at Large Scale', Figure 1; SPEC.md).
+classification with Convolutional neural network at Large Scale', Section 2 and Figure 1; the layer widths
+and every other figure, with their sources: docs/physics-reference.md, 'Model').
 
     image (3, H, W)  H = eta bins, W = phi bins, H and W divisible by 8
     3 x [pad(circular phi, zero eta) -> conv3x3 -> maxpool2 -> ReLU -> BatchNorm -> Dropout2d]

@@ -5,7 +5,7 @@ High Energy Physics', poster: best ATLAS RPV-SUSY model, 43,009 parameters at 64
     flatten -> Dropout -> Linear(10 * H/8 * W/8, 64) -> ReLU -> Linear(64, 1) -> logit
 
 The poster's convolutions are 'same'; here they pad circularly in phi like the reference CNN.
-With 3 input channels it has 43,189 parameters at 64x64.
+With 3 input channels it has 43,189 parameters at 64x64. Sources: docs/physics-reference.md, 'Model'.
 """
 from __future__ import annotations
 

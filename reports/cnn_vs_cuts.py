@@ -15,7 +15,8 @@ import seaborn as sns  # noqa: E402
 
 from reports.render import markdown_table, write_csv  # noqa: E402
 
-# The KISTI study (SPEC.md): AUC, signal-efficiency ratio at the cut's background efficiency, significance ratio.
+# The KISTI study (Kim et al., Section 3; docs/physics-reference.md, 'Published results'): AUC, signal-efficiency
+# ratio at the cut's background efficiency, significance ratio; the false-positive rate of the comparison point.
 STUDY = {64: (0.9914, 1.803, 1.2), 224: (0.9903, 1.845, 1.2)}
 STUDY_FPR = 0.003503
 

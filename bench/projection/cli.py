@@ -35,11 +35,12 @@ from bench.projection.plot import plot_curves
 from bench.records import append_record, new_record, read_records
 from bench.runner.config import sweep_sizes
 
-# Nurion KNL node (SPEC.md): Xeon Phi 7250, 68 cores x 1.4 GHz x 64 fp32 flops/cycle (2 AVX-512 FMA units).
+# Nurion KNL node (docs/physics-reference.md, 'Hardware'): Xeon Phi 7250, 68 cores x 1.4 GHz x 64 fp32
+# flops/cycle (2 AVX-512 FMA units) = 6,093 GFLOP/s, rounded down.
 KNL_PEAK_GFLOPS = 6000.0
 KNL_CORES = 68
-OPA_ALPHA_S = 1.5e-6  # Omni-Path MPI latency, 1-2 us
-OPA_BANDWIDTH_BPS = 12.5e9  # 100 Gb/s
+OPA_ALPHA_S = 1.5e-6  # Omni-Path MPI latency, 1-2 us: an assumption, no published figure checked
+OPA_BANDWIDTH_BPS = 12.5e9  # 100 Gb/s per port, the nominal link rate
 DEFAULT_COMPUTE = ("circpad:64", "circpad:224", "compact:64", "compact:224")
 
 

@@ -6,7 +6,9 @@ Step time at N nodes, one rank per node, global batch G, per-rank batch b = G / 
 
     compute(b)   = t0 + b / r_max                       (fit to measured steps: small batches are less
                                                           efficient, t0 is the per-step overhead)
-    allreduce(S) = 2 (N - 1) alpha + 2 (N - 1) / N * S / B   (ring allreduce, SPEC.md; S gradient bytes)
+    allreduce(S) = 2 (N - 1) alpha + 2 (N - 1) / N * S / B   (ring allreduce; S gradient bytes; Patarasuk &
+                                                          Yuan 2009, Thakur et al. 2005: docs/physics-reference.md,
+                                                          'Hardware')
     exposed      = allreduce                             backend mpi: one blocking Allreduce after backward
                  = max(0, allreduce - overlap * backward) backends horovod/ddp: allreduces run during
                                                           backward; ``overlap`` is the fraction of backward

@@ -1,4 +1,5 @@
-"""A CMS-like detector response in numpy, after the Delphes CMS card (SPEC.md, 'Generating real events').
+"""A CMS-like detector response in numpy, after the Delphes 3.4 CMS card (cards/delphes_card_CMS.tcl); every
+figure and its source: docs/physics-reference.md, 'Detector'.
 
 Input: the final-state particles of one event as numpy arrays (``Particles``). Output: what the detector
 sees (``Response``): ECAL towers, HCAL towers and reconstructed tracks, each as (eta, phi, value) arrays,
@@ -7,8 +8,8 @@ plus ``image()`` which bins them into the project's three-channel sparse image.
 Choices, with the reason for each (docs/data.md repeats them):
 
 * Towers cover |eta| < 2.5 only: the images stop there and jets need |eta| < 2.4, so forward calorimetry
-  would only add cost. ECAL cells are 0.0174 x 2pi/360 everywhere (the card's barrel figure; the card's
-  endcap crystals are of similar size), HCAL cells 0.087 x 5 degrees everywhere (the card widens them beyond
+  would only add cost. ECAL cells are 0.0174 x 2pi/360 everywhere (the card uses these cells in the barrel
+  and in the endcaps up to |eta| 2.958), HCAL cells 0.087 x 5 degrees everywhere (the card widens them beyond
   |eta| 1.74; we keep one grid so the images see one granularity).
 * Photons and electrons deposit in the ECAL; hadrons in the HCAL, except K0S and Lambda which the card
   splits 30 % ECAL / 70 % HCAL; muons, neutrinos and any invisible BSM particle deposit nothing.
@@ -98,7 +99,7 @@ def lognormal(rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray) -> 
 
 
 def ecal_resolution(e: np.ndarray, eta: np.ndarray) -> np.ndarray:
-    """Card's ECAL resolution (GeV): barrel figure from SPEC, endcap scaling from the card."""
+    """Card's ECAL resolution (GeV): its barrel (|eta| <= 1.5) and endcap (1.5-2.5) terms."""
     stoch = np.sqrt((0.008 * e) ** 2 + 0.11 ** 2 * e + 0.40 ** 2)
     a = np.abs(eta)
     return np.where(a <= 1.5, 1.0 + 0.64 * a ** 2, 2.16 + 5.6 * (a - 2.0) ** 2) * stoch

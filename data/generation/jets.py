@@ -1,4 +1,5 @@
-"""Jets, b-tagging and the cut-based baseline (SPEC.md, 'Cut-based baseline').
+"""Jets, b-tagging and the cut-based baseline (docs/physics-reference.md, 'Selection'; the b-tag efficiencies
+are the Delphes CMS card's).
 
 Jets are clustered by fastjet's awkward-array interface, many events per call (about 10x faster than one
 ClusterSequence per event). Jets are made from calorimeter towers only (massless four-vectors at the tower

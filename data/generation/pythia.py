@@ -3,6 +3,8 @@
 A chunk is the unit of work of one worker process and the unit of commit of ``data.generation.generate``: it is made
 from its own Pythia instance, seeded from (run seed, sample, chunk index), so a chunk is the same whichever
 worker makes it and whenever (a resumed run makes the chunks it has not committed yet).
+
+The samples' physics figures and their sources: docs/physics-reference.md, 'Samples and weights'.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from data.generation.jets import quiet_stdout as _quiet_stdout
 
 SLHA_FILE = Path(__file__).resolve().parents[1] / "slha" / "rpv_gluino_1400.slha"
 MB_TO_PB = 1e9
-PYTHIA_SEED_MAX = 900_000_000  # Pythia accepts Random:seed up to this value
+PYTHIA_SEED_MAX = 900_000_000  # Pythia accepts Random:seed up to this value (manual, RandomNumberSeed)
 
 COMMON = ("Beams:eCM = 13000.", "Print:quiet = on", "Init:showChangedSettings = off",
           "Init:showProcesses = off", "Next:numberCount = 0", "Next:numberShowEvent = 0",
