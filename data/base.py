@@ -142,7 +142,8 @@ def normalise(x: np.ndarray, mode: str) -> np.ndarray:
 def training_weights(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Physical weights rescaled so both classes sum to the event count of the larger class.
 
-    Relative weights inside each class are kept (SPEC: 'Training weight').
+    Relative weights inside each class are kept (Kim et al., Section 2; docs/physics-reference.md, 'Samples and
+    weights', says how the common total differs from the paper's).
     """
     labels = np.asarray(labels)
     out = np.asarray(weights, dtype=np.float64).copy()

