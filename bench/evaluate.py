@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--luminosity", type=float, default=physics.LUMINOSITY_FB, help="integrated luminosity in fb^-1")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates for the uncertainties (0: none)")
     p.add_argument("--batch", type=int, default=256, help="images per forward pass")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per rank (0: cores / ranks on the node)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per rank (0: the node's usable cores / its ranks)")
     p.add_argument("--out", default="results/evaluation", help="directory for the figure and tables")
     return p
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded, error = [], None
     try:  # every model file and its events on every rank, before the first collective
         check_args(a)
-        torch.set_num_threads(default_threads(a.threads, world.ranks_per_node))
+        torch.set_num_threads(default_threads(a.threads, world))
         loaded = [load(path, a.data) for path in a.model_weights]
     except (UsageError, DataError, OutputPathError) as exc:
         error = str(exc)

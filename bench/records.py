@@ -65,6 +65,8 @@ FIELDS: tuple[Field, ...] = (
           "distinct hosts among those ranks"),
     Field("ranks_per_node", "int", "ranks", False,
           "largest number of ranks on one host"),
+    Field("cores_available", "int", "cores", False,
+          "cores this run's node (rank 0's) lets its ranks use together: their CPU affinities, capped by a cgroup CPU quota; `threads_per_rank` defaults to this over the ranks on the node"),
     Field("threads_per_rank", "int", "threads", False,
           "torch intra-op threads on each rank"),
     Field("cpu_allocator", "str", "", False,

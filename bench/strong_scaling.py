@@ -64,7 +64,7 @@ def set_up(argv: list[str] | None, world: World) -> Job:
     data = open_data(cfg)
     check_fits(cfg, data, sizes)
     data = place_data(cfg, data, device)  # free memory can differ between ranks
-    threads = default_threads(cfg.threads, world.ranks_per_node)
+    threads = default_threads(cfg.threads, world)
     torch.set_num_threads(threads)
     return Job(cfg, sizes, backend, device, data, threads)
 

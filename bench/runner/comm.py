@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.runner import cpus
+
 # Variables that MPI launchers set in every rank's environment.
 _LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "PALS_RANKID",
                   "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
@@ -35,6 +37,8 @@ class World:
     nodes: int
     ranks_per_node: int
     hosts: tuple[str, ...]  # host of every rank, by rank
+    cpus: frozenset[int] = frozenset({0})  # the CPUs this rank may run on (its affinity)
+    node_cores: int = 1  # cores this rank's node lets its ranks use together (affinities, cgroup quota)
     mpi: Any = None  # mpi4py communicator, None for a single process without a launcher
 
     @property
@@ -109,19 +113,23 @@ class World:
 
 
 def _world_from(comm) -> World:
-    host = socket.gethostname()
-    hosts = tuple(comm.allgather(host))
+    host, mine = socket.gethostname(), cpus.affinity()
+    gathered = comm.allgather((host, mine))
+    hosts = tuple(h for h, _ in gathered)
     per_host = Counter(hosts)
     local_rank = hosts[: comm.rank].count(host)
+    node = cpus.node_cores([s for h, s in gathered if h == host], cpus.cgroup_quota())
     return World(rank=comm.rank, size=comm.size, local_rank=local_rank, local_size=per_host[host],
-                 nodes=len(per_host), ranks_per_node=max(per_host.values()), hosts=hosts, mpi=comm)
+                 nodes=len(per_host), ranks_per_node=max(per_host.values()), hosts=hosts, cpus=mine,
+                 node_cores=node, mpi=comm)
 
 
 def init_world() -> World:
     """The world of this job: MPI.COMM_WORLD under a launcher, else one rank."""
     if not under_launcher():
+        mine = cpus.affinity()
         return World(rank=0, size=1, local_rank=0, local_size=1, nodes=1, ranks_per_node=1,
-                     hosts=(socket.gethostname(),))
+                     hosts=(socket.gethostname(),), cpus=mine, node_cores=cpus.node_cores([mine], cpus.cgroup_quota()))
     # Open MPI: a rank waiting in MPI yields its core. Horovod's background thread waits in MPI on the same
     # core as the rank's compute threads; spinning there cost a third of the 2-rank throughput on a
     # 2-core machine (benchmarks/bench_two_rank_efficiency.py). Read at MPI_Init; a user's setting wins.

@@ -48,7 +48,8 @@ class Config:
                                       "(Goyal et al. 2017); 0: none")
     dropout: float = _f(0.5, "dropout probability (0 turns dropout off)")
     bn_momentum: float = _f(0.01, "BatchNorm momentum, PyTorch convention (Keras 0.99 = 0.01)")
-    threads: int = _f(0, "torch threads per rank (0: cores of the node / ranks on the node)")
+    threads: int = _f(0, "torch threads per rank (0: the cores this node lets its ranks use, by CPU affinity "
+                         "and cgroup quota, shared among its ranks)")
     device: str = _f("cpu", "where the model trains", choices=DEVICES)
     memory_format: str = _f("channels_last", "layout of images and feature maps (weights keep the default "
                                              "layout)", choices=MEMORY_FORMATS)

@@ -36,9 +36,11 @@ def cpu_model() -> str:
     return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
-def default_threads(requested: int, ranks_per_node: int) -> int:
-    """Torch threads per rank: ``requested`` when positive, else the node's cores shared among its ranks."""
-    return requested or max(1, (os.cpu_count() or 1) // ranks_per_node)
+def default_threads(requested: int, world) -> int:
+    """Torch threads per rank: ``requested`` when positive, else the cores this node lets its ranks use
+    (CPU affinity and cgroup quota, ``World.node_cores``) shared among its ranks, and never more than the
+    CPUs this rank itself may run on (a rank bound to one core gets one thread)."""
+    return requested or max(1, min(len(world.cpus), world.node_cores // world.local_size))
 
 
 def _version(dist: str) -> str | None:

@@ -145,6 +145,7 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         world_size=world.size,
         nodes=world.nodes,
         ranks_per_node=world.ranks_per_node,
+        cores_available=world.node_cores,
         threads_per_rank=threads,
         cpu_allocator=speed.cpu_allocator_in_effect(),
         data_placement=cfg.data_placement,
