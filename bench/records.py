@@ -133,6 +133,8 @@ FIELDS: tuple[Field, ...] = (
           "peak resident memory of the largest rank"),
     Field("env", "object", "", False,
           "`hosts`, `cpu_model`, `cpu_count`, `mem_bytes`, `python`, `torch`, `numpy`, `mpi_library`, `mpi4py`, `horovod`, `os`, `cuda`, `gpu_name`, selected environment variables"),
+    Field("undefined", "object", "", False,
+          "present when a figure could not be computed: its dotted path (`physics.sig_ratio`, `auc[0]`) and why; each such figure is null in the record"),
     # Written by bench.projection for projected (modelled, not measured) points.
     Field("projected", "bool", "", False,
           "true for a point of the performance model (`python -m bench.projection`), absent for a measured run"),
@@ -176,8 +178,8 @@ def _fits(kind: str, value) -> bool:
         return isinstance(value, bool)
     if kind == "object":
         return isinstance(value, dict)
-    if kind == "list of float":
-        return isinstance(value, list) and all(_is_number(v) for v in value)
+    if kind == "list of float":  # an entry that could not be computed is null (see ``undefined``)
+        return isinstance(value, list) and all(v is None or _is_number(v) for v in value)
     raise ValueError(f"unknown field kind {kind!r}")
 
 
@@ -213,13 +215,32 @@ def _describe(value) -> str:
     return type(value).__name__
 
 
+def _finite(value, path: str, undefined: dict):
+    """``value`` with every NaN or infinity, at any depth, replaced by None and noted in ``undefined``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        undefined[path] = f"not a finite number ({value!r}): the figure is undefined for this run"
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{path}.{k}" if path else str(k), undefined) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{path}[{i}]", undefined) for i, v in enumerate(value)]
+    return value
+
+
 def new_record(**fields) -> dict:
     """A record of ``fields`` with ``schema_version``, a new ``run_id`` and the ``timestamp`` (now, UTC)
-    added where not given. Raises ValueError naming every unknown field, missing required field or field
-    of the wrong kind: a writer's mistake, found before anything is written."""
+    added where not given. No non-finite number reaches a record: each NaN or infinity becomes null and
+    ``undefined`` says where and why (a caller may give its own reasons in ``undefined``). Raises ValueError
+    naming every unknown field, missing required field or field of the wrong kind (a null where the schema
+    allows none included): a writer's mistake, found before anything is written."""
     unknown = sorted(set(fields) - set(BY_NAME))
     if unknown:
         raise ValueError(f"record fields not in the schema (bench/records.py): {', '.join(unknown)}")
+    given = dict(fields.pop("undefined", None) or {})
+    undefined: dict = {}
+    fields = _finite(fields, "", undefined)
+    if given or undefined:
+        fields["undefined"] = {**undefined, **given}
     rec = {"schema_version": SCHEMA_VERSION, "run_id": uuid.uuid4().hex,
            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
     errors = validate(rec)

@@ -152,7 +152,8 @@ class SparseSource(_Base):
             raise DataError(f"{path}: dataset events/sample refers to a sample missing from samples/name")
         for k in ("xsec_pb", "n_generated"):
             _check_small(path, f"chunks ({k})", self.table[k], len(self.table[k]), nonneg=True)
-        self.weights = _check_small(path, "physical weight (events/gen_weight x xsec / n_generated)",
+        self.weights_name = "physical weight (events/gen_weight x xsec / n_generated)"
+        self.weights = _check_small(path, self.weights_name,
                                     st.physical_weights(self.sample, gen_weight, self.table), n, nonneg=True)
         self._jets = {k: ev[k][:n] for k in ("njet", "nb", "ht", "mj", "lead_jet_pt")}
         self.block = int((ev["label"].chunks or (256,))[0])
@@ -264,6 +265,7 @@ class DenseSource(_Base):
         if f[wname].dtype.kind not in "iuf":
             raise DataError(f"{path}: dataset {wname} has dtype {f[wname].dtype}, expected numbers")
         self.labels = _check_labels(path, yname, _check_small(path, yname, y.astype(np.float64), n))
+        self.weights_name = wname
         self.weights = _check_small(path, wname, f[wname][...].astype(np.float64), n, nonneg=True)
         self.block = int((self._images[0].chunks or (256,))[0])
 

@@ -38,8 +38,8 @@ def test_new_record_fills_identity_and_refuses_unknown_or_wrong_fields():
         rec(bogus=1)
     with pytest.raises(ValueError, match="world_size"):
         rec(world_size="two")
-    with pytest.raises(ValueError, match="images_per_s"):
-        rec(images_per_s=float("nan"))
+    with pytest.raises(ValueError, match="epoch_s"):
+        rec(epoch_s=[float("inf")])  # nulled, and a measured epoch must be a positive number
     with pytest.raises(ValueError, match="global_batch"):
         new_record(system="s")
 
@@ -96,3 +96,15 @@ def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path):
     records, problems = read_records(str(path))
     assert [r["label"] for r in records] == ["before", "after"]
     assert [p.line for p in problems] == [2] and "not valid JSON" in problems[0].message
+
+
+def test_no_non_finite_number_reaches_a_record():
+    """An undefined figure is null with a reason, at any depth; the record is valid JSON."""
+    r = rec(images_per_s=float("nan"), auc=[0.7, float("nan")],
+            physics={"auc": 0.8, "sig_ratio": float("inf"), "roc": {"fpr": [0.0, float("nan")]}},
+            undefined={"test_auc": "the test events hold one class only"})
+    assert r["images_per_s"] is None and r["auc"] == [0.7, None] and r["physics"]["sig_ratio"] is None
+    assert r["physics"]["roc"]["fpr"] == [0.0, None]
+    assert set(r["undefined"]) == {"images_per_s", "auc[1]", "physics.sig_ratio", "physics.roc.fpr[1]", "test_auc"}
+    assert "not a finite number" in r["undefined"]["physics.sig_ratio"]
+    json.dumps(r, allow_nan=False)

@@ -14,6 +14,7 @@ from bench.runner.config import Config, UsageError
 from bench.runner.device_data import DeviceCache
 from bench.runner.sampler import Split, split_counts, split_fractions
 from data import open_source, training_weights
+from data.base import DataError
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,23 @@ def open_data(cfg: Config) -> Data:
                                 max_val=cfg.val_events)
     labels, weights = source.labels, source.weights
     tw = np.zeros(len(source))
-    for part in (split.train, split.val, split.test):
+    for name, part in (("training", split.train), ("validation", split.val), ("test", split.test)):
+        check_class_weights(source, name, part)
         tw[part] = training_weights(labels[part], weights[part])
     return Data(source=source, split=split, train_weights=tw)
+
+
+def check_class_weights(source, split_name: str, part: np.ndarray) -> None:
+    """Each class present in a split must carry weight: a class whose physical weights sum to 0 would make
+    the training weights, the loss and the AUC undefined. Raises DataError naming the file, the weights'
+    dataset, the class and the split."""
+    for label, cls in ((1, "signal"), (0, "background")):
+        mine = source.labels[part] == label
+        if mine.any() and not source.weights[part][mine].sum() > 0:
+            where = getattr(source, "path", "synthetic")
+            raise DataError(f"{where}: the {int(mine.sum())} {cls} events of the {split_name} split have "
+                            f"weights ({getattr(source, 'weights_name', 'weights')}) summing to 0; nothing "
+                            "can be trained or measured on them")
 
 
 def check_fits(cfg: Config, data: Data, sizes: list[int]) -> None:
