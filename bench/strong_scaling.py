@@ -18,7 +18,7 @@ import torch
 from bench.errors import fail_agreed, fail_rank
 from bench.outputs import OutputPathError, check_output_file
 from bench.records import append_record, recorded_world_sizes
-from bench.runner import backends
+from bench.runner import backends, checkpoint
 from bench.runner.backends import BackendError
 from bench.runner.comm import World, abort_on_uncaught, init_world
 from bench.runner.config import Config, UsageError, parse_config, sweep_sizes
@@ -100,11 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         if sub is not None:
             try:
                 record = run(cfg, sub, backend, job.device, job.threads, job.data, sweep_id)
+            except checkpoint.AlreadyRecorded as exc:  # on every rank of sub alike
+                record = None
+                if sub.is_root:
+                    print(f"resume: {exc}", flush=True)
             except (NonFiniteLoss, UsageError, DataError) as exc:  # not a valid result: nothing recorded
                 suffix = "" if world.size == 1 else "; no record written"
                 return fail_rank(world, f"{exc}{suffix}", 1 if isinstance(exc, NonFiniteLoss) else 2)
             if record is not None:
                 append_record(cfg.out, record)
+                if cfg.checkpoint:
+                    checkpoint.mark_recorded(checkpoint.path_for(cfg, n), record["run_id"])
                 rate = record["images_per_s"]
                 print(f"{n} rank(s), backend {backend}: "
                       f"{'%.1f images/s' % rate if rate else 'no measured epoch'}, "

@@ -40,6 +40,19 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
     assert len(b["epoch_s"]) == 2
 
 
+def test_a_finished_run_is_not_recorded_twice(tmp_path):
+    """Job scripts that always pass --resume re-run finished jobs: the run says it is complete, exits 0 and
+    appends nothing; asking for more epochs continues it and records the longer run."""
+    args = ["--epochs", "2", "--checkpoint", str(tmp_path / "f.ckpt"), "--resume"]
+    run(args, tmp_path / "f.jsonl")
+    (first,) = records(tmp_path / "f.jsonl")
+    proc = run(args, tmp_path / "f.jsonl")
+    assert f"recorded as run {first['run_id']}" in proc.stdout and "nothing to do" in proc.stdout
+    assert records(tmp_path / "f.jsonl") == [first]
+    run(["--epochs", "3", "--checkpoint", str(tmp_path / "f.ckpt"), "--resume"], tmp_path / "f.jsonl")
+    assert [len(r["auc"]) for r in records(tmp_path / "f.jsonl")] == [2, 3]
+
+
 def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     run(["--epochs", "2", "--checkpoint", str(tmp_path / "c.ckpt")], tmp_path / "c.jsonl")
     before = (tmp_path / "c.jsonl").read_text()

@@ -36,6 +36,26 @@ def save(path: str, cfg: Config, world, model, optimizer, epochs: list, aucs: li
     _save_whole(state, path)
 
 
+class AlreadyRecorded(Exception):
+    """--resume found the run finished and its record written: nothing to do (not an error)."""
+
+
+def mark_recorded(path: str, run_id: str) -> None:
+    """Note in the checkpoint that its finished run's record was appended as ``run_id``, so that running
+    the same job again with --resume does not record the run twice. Rank 0 only."""
+    state = torch.load(path, weights_only=False)
+    state["recorded_run_id"] = run_id
+    _save_whole(state, path)
+
+
+def check_not_recorded(path: str, cfg: Config, state: dict) -> None:
+    """Raise AlreadyRecorded when ``state`` (the checkpoint at ``path``) holds every epoch ``cfg`` asks for
+    and its record was written."""
+    if state.get("recorded_run_id") and len(state["epochs"]) >= cfg.epochs:
+        raise AlreadyRecorded(f"{path}: the run finished its {cfg.epochs} epochs and was recorded as run "
+                              f"{state['recorded_run_id']}; nothing to do (raise --epochs to train on)")
+
+
 def _save_whole(state: dict, path: str) -> None:
     """torch.save to a temporary file renamed over ``path``: the file is whole or absent."""
     tmp = f"{path}.tmp"

@@ -41,7 +41,8 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     """Train and measure on ``world``. Collective; returns the record on rank 0, None elsewhere.
 
     Raises bench.runner.train.NonFiniteLoss, UsageError (a micro-batch that does not fit) or DataError (a
-    bad pixel found while training).
+    bad pixel found while training); checkpoint.AlreadyRecorded on every rank when --resume finds the run
+    finished and recorded.
     """
     per_rank = cfg.global_batch // world.size
     micro = cfg.micro_batch or per_rank
@@ -54,6 +55,7 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     ckpt = checkpoint.path_for(cfg, world.size) if cfg.checkpoint else None
     state = checkpoint.load(ckpt, cfg, world) if ckpt and cfg.resume else None
     if state is not None:  # also restores this rank's random-number state
+        checkpoint.check_not_recorded(ckpt, cfg, state)
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epochs = [EpochTimes(**e) for e in state["epochs"]]
