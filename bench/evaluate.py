@@ -23,7 +23,7 @@ import torch
 import models
 from bench import physics
 from bench.errors import fail_agreed, fail_rank
-from bench.outputs import OutputPathError, check_output_dir
+from bench.outputs import OutputPathError, make_output_dir
 from bench.runner.checkpoint import load_model
 from bench.runner.comm import abort_on_uncaught, init_world
 from bench.runner.config import UsageError, from_dict
@@ -66,7 +66,7 @@ def check_args(a: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must not be negative, got {v}")
     if a.all_events and not a.data:
         raise UsageError("--all-events needs --data: the training file's every event includes training events")
-    check_output_dir(a.out, "--out")
+    make_output_dir(a.out, "--out")
 
 
 def load(path: str, data: str):
@@ -128,7 +128,6 @@ def report(entries: list[dict], out: Path) -> None:
     from reports import cnn_vs_cuts as figs
 
     sizes = {e["image_size"] for e in entries}
-    out.mkdir(parents=True, exist_ok=True)
     figs.roc_figure(entries, out)
     figs.write_tables(entries, out, image_size=sizes.pop() if len(sizes) == 1 else None)
     with open(out / "physics.json", "w") as f:

@@ -42,3 +42,14 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> None:
         raise OutputPathError(f"{flag} {path}: cannot be created, {ancestor} is a file")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise OutputPathError(f"{flag} {path}: cannot be created, {ancestor} is not writable")
+
+
+def make_output_dir(path: str | os.PathLike, flag: str) -> Path:
+    """``check_output_dir``, then create it (and its parents). Raises OutputPathError naming ``flag`` also
+    when the creation itself fails (a read-only file system, which a root user's access check misses)."""
+    check_output_dir(path, flag)
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"{flag} {path}: cannot create the directory ({exc.strerror})") from None
+    return Path(path)

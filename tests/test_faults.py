@@ -2,6 +2,7 @@
 mpirun -np 2 job within 30 seconds with a non-zero status and that rank's message, for every backend,
 and writes no record. Each test bounds its time and leaves no process behind."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,12 +55,62 @@ def test_failure_on_one_rank_ends_the_job(kind, backend, tmp_path):
     need(backend)
     epochs, messages = INJECTED[kind]
     out = tmp_path / "r.jsonl"
-    proc = launch([str(ROOT / "tests/mpi_scripts/fault_run.py"), "1", "1", kind, *ARGS, "--epochs", epochs,
+    proc = launch([str(ROOT / "tests/mpi_scripts/fault_run.py"), "1", f"{kind}@1", *ARGS, "--epochs", epochs,
                    "--backend", backend, "--out", str(out)])
     code, log = finish(proc, timeout=120)  # start-up + one epoch + the abort
     assert code != 0
     for message in messages:
         assert message in log
+    assert not out.exists()
+
+
+# phase -> (failing rank, exit status: 2 for what the phase reports as bad input, 1 for an abort)
+PHASES = {
+    "open_data": (1, 2), "pick_device": (1, 2), "check_fits": (1, 2), "place_data": (1, 2), "threads": (1, 1),
+    "validate": (1, 1), "checkpoint": (1, 1), "test_comparison": (1, 1), "save_model": (0, 1),
+    "append_record": (0, 1),
+}
+
+
+def injected_at(log: str) -> float:
+    [when] = re.findall(r"injected \S+ at ([0-9.]+)", log)
+    return float(when)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_a_failure_on_one_rank_in_any_phase_ends_the_job(phase, tmp_path):
+    """Set-up, training's side work and the end of the run: one rank fails, the job ends within 30 s of the
+    fault with a non-zero status and that rank's message, and no record is written."""
+    bad_rank, status = PHASES[phase]
+    out = tmp_path / "r.jsonl"
+    extra = ["--save-model", str(tmp_path / "m.pt"), "--checkpoint", str(tmp_path / "c.ckpt")]
+    proc = launch([str(ROOT / "tests/mpi_scripts/fault_run.py"), str(bad_rank), phase, *ARGS, "--epochs", "2",
+                   "--backend", "mpi", "--out", str(out), *extra])
+    code, log = finish(proc, timeout=180)
+    ended = time.time()
+    assert code == status, log[-3000:]
+    assert f"injected on rank {bad_rank}" in log
+    assert ended - injected_at(log) < 30, f"the job ended {ended - injected_at(log):.0f} s after the fault"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_data_file_missing_on_one_node_ends_the_job(backend, tmp_path):
+    """The MPMD case: rank 1 is given a file that is not there (staged on some nodes' scratch and not
+    others'). Every rank ends with status 2 within 30 s; rank 0 names rank 1 and the file."""
+    need(backend)
+    out = tmp_path / "r.jsonl"
+    args = ["-m", "bench.strong_scaling", "--model", "circpad", "--image-size", "16", "--global-batch", "32",
+            "--epochs", "50", "--train-events", "256", "--val-events", "32", "--threads", "1", "--backend", backend,
+            "--out", str(out)]
+    proc = subprocess.Popen(["mpirun", "-np", "1", sys.executable, *args, "--data", "synthetic", ":", "-np", "1",
+                             sys.executable, *args, "--data", str(tmp_path / "missing.h5")],
+                            cwd=ROOT, env=MPI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    t0 = time.time()
+    code, log = finish(proc, timeout=120)
+    assert time.time() - t0 < 30 + 15, f"took {time.time() - t0:.0f} s (30 s after a start-up of up to 15 s)"
+    assert code == 2 and f"error: rank 1: {tmp_path / 'missing.h5'}" in log, log[-3000:]
     assert not out.exists()
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import (FIELDS, Problem, append_record, markdown_table, new_record, read_records,
-                           recorded_world_sizes)
+from bench.records import FIELDS, Problem, append_record, markdown_table, new_record, read_records, recorded_world_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 
