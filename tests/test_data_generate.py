@@ -22,11 +22,13 @@ from data.store import sample_table
 from tests.fixtures_data import FINAL, generated  # noqa: F401  (pytest fixture)
 
 
+@pytest.mark.slow  # the generated fixture runs data.generation.generate (worker processes, subprocesses)
 def test_every_event_passes_the_baseline(generated):
     t = open_hdf5(str(generated.path)).event_table()
     assert selection.baseline(t).all()
 
 
+@pytest.mark.slow  # the generated fixture runs data.generation.generate (worker processes, subprocesses)
 def test_signal_is_multijet_and_hard(generated):
     src = open_hdf5(str(generated.path))
     t = src.event_table()
@@ -36,6 +38,7 @@ def test_signal_is_multijet_and_hard(generated):
     assert (t["nb"][sig] >= 1).all()
 
 
+@pytest.mark.slow  # the generated fixture runs data.generation.generate (worker processes, subprocesses)
 def test_counts_after_resume_are_exactly_what_was_asked(generated):
     src = open_hdf5(str(generated.path))
     assert (int((src.labels == 1).sum()), int((src.labels == 0).sum())) == FINAL
@@ -59,6 +62,7 @@ def test_counts_after_resume_are_exactly_what_was_asked(generated):
     assert np.isfinite(x).all() and x.max() <= 1.0
 
 
+@pytest.mark.slow  # the generated fixture runs data.generation.generate (worker processes, subprocesses)
 def test_weights_follow_slice_cross_sections(generated):
     src = open_hdf5(str(generated.path))
     with h5py.File(generated.path, "r") as f:
@@ -146,6 +150,7 @@ def test_bad_command_line_exits_2_naming_the_flag(flags, flag, tmp_path, capsys)
     assert not (tmp_path / "x.h5").exists()
 
 
+@pytest.mark.slow  # the generated fixture runs data.generation.generate (worker processes, subprocesses)
 def test_continuing_with_other_settings_is_refused(generated, capsys):
     with pytest.raises(SystemExit) as e:
         generate.main(["--signal-events", "1", "--background-events", "1", "--out", str(generated.path),
@@ -154,6 +159,7 @@ def test_continuing_with_other_settings_is_refused(generated, capsys):
     assert "--seed" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # generates Pythia events three times: ~8 s by itself
 def test_a_chunk_is_reproducible_from_its_seed_and_pileup_adds_energy():
     seed = pythia.chunk_seed(11, 0, 3)
     a = pythia.generate_chunk(pythia.SIGNAL, seed, 3, 64)

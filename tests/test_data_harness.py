@@ -36,6 +36,7 @@ def records(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_one_rank_trains_on_a_store(store, tmp_path):
     proc = run(["--data", str(store), "--image-size", "16", *ARGS], tmp_path / "r.jsonl")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -54,6 +55,7 @@ def test_two_ranks_train_on_a_store(store, tmp_path):
     assert rec["world_size"] == 2 and rec["per_rank_batch"] == 32 and rec["data"]["kind"] == "hdf5"
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_trains_on_real_generated_events(generated, tmp_path):  # noqa: F811
     proc = run(["--data", str(generated.path), "--image-size", "64", "--global-batch", "32", "--epochs", "2",
                 "--threads", "2", "--train-events", "0", "--val-events", "0"], tmp_path / "r.jsonl")
@@ -126,6 +128,7 @@ BAD_FILES = {
     ("nan_pixels", ["--image-size", "16", "--data-placement", "device"], "pixels/value"),  # in the preload
     ("negative_weight", ["--image-size", "16"], "gen_weight"),
 ])
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_bad_data_files_exit_2(case, args, needle, store, tmp_path):
     path = BAD_FILES[case](tmp_path, store)
     out = tmp_path / "r.jsonl"

@@ -118,6 +118,7 @@ def _run(tmp_path, name, *extra):
     return rec
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_a_run_on_device_data_trains_like_the_host_loader(tmp_path):
     host = _run(tmp_path, "host")
     dev = _run(tmp_path, "device", "--data-placement", "device")
@@ -142,6 +143,7 @@ def test_cuda_cache_builds_the_images_the_source_loads(channels_last):
 
 
 @needs_cuda
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_cuda_run_defaults_to_device_data_and_bf16(tmp_path):
     rec = _run(tmp_path, "gpu", "--device", "cuda")
     assert rec["device"] == "cuda" and rec["config"]["amp"] == "bf16"

@@ -33,6 +33,7 @@ def trained(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling / bench.evaluate
 def test_evaluate_writes_figure_and_tables_matching_the_record(trained, tmp_path):
     proc = cli("bench.evaluate", "--model-weights", trained / "m.pt", trained / "m.pt", "--labels", "first",
                "second", "--bootstrap", "30", "--out", tmp_path)
@@ -61,6 +62,7 @@ def test_evaluate_under_mpirun_gives_the_same_figures(trained, tmp_path):
         assert a[key] == pytest.approx(b[key], abs=1e-6), key
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling / bench.evaluate
 def test_evaluate_on_another_file_with_all_events(trained, tmp_path):
     from data.store import write_synthetic
     other = tmp_path / "other.h5"
@@ -72,6 +74,7 @@ def test_evaluate_on_another_file_with_all_events(trained, tmp_path):
     assert entry["test_events"] == 300 and entry["split"] == "all events"
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling / bench.evaluate
 def test_bad_input_exits_2_naming_the_problem(trained, tmp_path):
     junk = tmp_path / "junk.pt"
     torch.save({"fc.weight": torch.zeros(2)}, junk)
@@ -88,6 +91,7 @@ def test_bad_input_exits_2_naming_the_problem(trained, tmp_path):
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-2000:])
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling / bench.evaluate
 def test_a_file_grown_since_training_is_refused(tmp_path):
     from data.store import write_synthetic
     data = tmp_path / "d.h5"

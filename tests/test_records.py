@@ -43,6 +43,7 @@ def test_new_record_fills_identity_and_refuses_unknown_or_wrong_fields():
         new_record(system="s")
 
 
+@pytest.mark.slow  # forks four writer processes: appends must not interleave across processes
 def test_concurrent_appends_do_not_interleave(tmp_path):
     path = str(tmp_path / "r.jsonl")
     procs = [mp.get_context("fork").Process(target=_writer, args=(path, w, 60)) for w in range(4)]

@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Every test runs reports.build in a fresh interpreter (to see what it imports).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "tests" / "records"
 FIXTURES = [RECORDS / n for n in ("knl.jsonl", "skx.jsonl", "gpu.jsonl", "malformed.jsonl")]

@@ -29,6 +29,7 @@ def records(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()] if Path(path).exists() else []
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_resumed_run_equals_uninterrupted(tmp_path):
     run(["--epochs", "3", "--checkpoint", str(tmp_path / "a.ckpt")], tmp_path / "a.jsonl")
     # stopped after two epochs (as a walltime would), then continued to three
@@ -40,6 +41,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
     assert len(b["epoch_s"]) == 2
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_a_finished_run_is_not_recorded_twice(tmp_path):
     """Job scripts that always pass --resume re-run finished jobs: the run says it is complete, exits 0 and
     appends nothing; asking for more epochs continues it and records the longer run."""
@@ -53,6 +55,7 @@ def test_a_finished_run_is_not_recorded_twice(tmp_path):
     assert [len(r["auc"]) for r in records(tmp_path / "f.jsonl")] == [2, 3]
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     run(["--epochs", "2", "--checkpoint", str(tmp_path / "c.ckpt")], tmp_path / "c.jsonl")
     before = (tmp_path / "c.jsonl").read_text()
@@ -62,6 +65,7 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     assert (tmp_path / "c.jsonl").read_text() == before
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_resume_needs_something_to_resume(tmp_path):
     proc = run(["--resume"], tmp_path / "x.jsonl", check=False)
     assert proc.returncode == 2 and "--resume" in proc.stderr

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every test runs python -m bench.strong_scaling
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "--val-events", "128",
         "--epochs", "3", "--threads", "1"]

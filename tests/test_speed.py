@@ -69,10 +69,12 @@ def test_speed_options_train_like_the_default(options):
     np.testing.assert_allclose(train_losses(**options), train_losses(), rtol=1e-3)
 
 
+@pytest.mark.slow  # torch.compile starts Inductor's compile workers; ~9 s on 2 cores
 def test_compile_trains_like_eager():
     np.testing.assert_allclose(train_losses("compact", compile=True), train_losses("compact"), rtol=1e-3)
 
 
+@pytest.mark.slow  # bf16 autocast on the CPU: ~7 s by itself on 2 cores
 def test_bf16_autocast_on_cpu_trains_close_to_fp32():
     np.testing.assert_allclose(train_losses(amp="bf16"), train_losses(), rtol=0.05)
 
@@ -99,6 +101,7 @@ def test_defaults_and_flags():
     assert parse_config(["--device", "cuda"]).compile == "on"
 
 
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_options_are_in_the_record(tmp_path):
     out = tmp_path / "r.jsonl"
     args = ["--image-size", "16", "--global-batch", "32", "--train-events", "64", "--val-events", "64",
@@ -123,6 +126,7 @@ def test_cuda_training_step(amp):
 
 
 @needs_cuda
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_cuda_run_records_the_gpu(tmp_path):
     out = tmp_path / "r.jsonl"
     args = ["--device", "cuda", "--amp", "bf16", "--image-size", "16", "--global-batch", "32",

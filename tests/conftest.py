@@ -1,0 +1,114 @@
+"""Test tiers: ``unit``, ``slow`` and ``mpi``; every test is in exactly one.
+
+* ``mpi``: runs jobs under ``mpirun -np 2`` (marked by hand, ``pytestmark = pytest.mark.mpi`` or
+  ``@pytest.mark.mpi``).
+* ``slow``: starts processes (the entry points ``python -m bench.strong_scaling``, ``bench.evaluate``,
+  ``reports.build``, ``data.generation.*``, launcher scripts, multiprocessing workers) or takes seconds by
+  itself (marked by hand).
+* ``unit``: everything else, marked here automatically. The tier promises to start no process, and the
+  promise is kept: in a unit test (its fixtures included, whatever their scope) starting one through
+  ``subprocess``, ``multiprocessing``, ``os.fork``, ``os.system`` or ``os.posix_spawn`` raises
+  ``ProcessInUnitTest`` and fails the test, even if the code under test swallows the error.
+
+``pytest -m unit`` is the quick tier (well under a minute on two cores); ``-m slow`` and ``-m mpi`` the
+others; no marker option runs all three.
+"""
+from __future__ import annotations
+
+import multiprocessing.process
+import os
+import subprocess
+
+import pytest
+
+pytest_plugins = ["pytester"]  # tests/test_tiers.py runs inner sessions with this conftest
+
+TIERS = {
+    "unit": "no process started, no MPI; added to every test not marked slow or mpi (tests/conftest.py)",
+    "slow": "starts processes (entry points, launchers, multiprocessing) or takes seconds by itself",
+    "mpi": "runs jobs under mpirun -np 2 (the distributed tier)",
+}
+
+
+class ProcessInUnitTest(RuntimeError):
+    """A unit test tried to start a process."""
+
+
+def pytest_configure(config):
+    # pyproject.toml lists them too (for tools that read only it); add the ones it lacks, once each.
+    listed = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    for name, text in TIERS.items():
+        if name not in listed:
+            config.addinivalue_line("markers", f"{name}: {text}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        slow, mpi = item.get_closest_marker("slow"), item.get_closest_marker("mpi")
+        if slow and mpi:
+            raise pytest.UsageError(f"{item.nodeid} is marked both slow and mpi; the tiers are disjoint, "
+                                    "keep only mpi (it runs under mpirun)")
+        if not slow and not mpi:
+            item.add_marker(pytest.mark.unit)
+
+
+# --- the unit tier starts no process ----------------------------------------------------------------------
+# Patched at the lowest common points, so that every way in is caught: Popen._execute_child under
+# subprocess.run/check_output/Popen (however imported), BaseProcess.start under every multiprocessing
+# context, Pool and ProcessPoolExecutor, os.fork under os.spawn*.
+_SPAWNERS = [(subprocess.Popen, "_execute_child", "subprocess.Popen"),
+             (multiprocessing.process.BaseProcess, "start", "multiprocessing process start"),
+             *[(os, name, f"os.{name}") for name in ("fork", "forkpty", "system", "posix_spawn", "posix_spawnp")
+               if hasattr(os, name)]]
+
+
+class _NoProcesses:
+    def __init__(self, nodeid: str):
+        self.nodeid = nodeid
+        self.attempts: list[str] = []
+        self.saved: list = []
+
+    def _refuser(self, what: str):
+        def refuse(*args, **kwargs):
+            self.attempts.append(what)
+            raise ProcessInUnitTest(f"{self.nodeid} started a process ({what}) but is in the unit tier, which "
+                                    "starts none: mark it @pytest.mark.slow (or mpi if it runs mpirun)")
+        return refuse
+
+    def __enter__(self):
+        for owner, name, what in _SPAWNERS:
+            self.saved.append((owner, name, owner.__dict__[name]))
+            setattr(owner, name, self._refuser(what))
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self.saved):
+            setattr(owner, name, original)
+        self.saved.clear()
+
+
+def _guarded(item):
+    """Run the wrapped phase with process starts refused if ``item`` is a unit test; fail it if it tried one
+    and the error was swallowed on the way."""
+    if item.get_closest_marker("unit") is None:
+        return (yield)
+    with _NoProcesses(item.nodeid) as guard:
+        result = yield
+    if guard.attempts:
+        raise ProcessInUnitTest(f"{item.nodeid} tried to start a process ({guard.attempts[0]}) and the error "
+                                "was caught on the way; mark it @pytest.mark.slow (or mpi)")
+    return result
+
+
+# Hook wrappers rather than an autouse fixture: setup covers the test's fixtures of every scope (a session
+# fixture set up for a unit test runs inside it), which a function-scoped autouse fixture would not.
+# Teardown is not guarded: a session fixture of a slow test may be torn down after a unit test.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _guarded(item))
