@@ -88,8 +88,10 @@ def test_fp16_on_cpu_is_refused_naming_the_flag(tmp_path, capsys):
 @pytest.mark.parametrize("flag,value", [("--memory-format", "nhwc"), ("--amp", "fp8"),
                                         ("--optimizer-impl", "magic"), ("--cpu-allocator", "tcmalloc")])
 def test_unknown_speed_option_exits_2(flag, value, tmp_path, capsys):
-    assert main([flag, value, "--out", str(tmp_path / "r.jsonl")]) == 2
-    assert flag in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the parser refuses a value outside the field's choices
+        main([flag, value, "--out", str(tmp_path / "r.jsonl")])
+    assert exc.value.code == 2 and flag in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 def test_defaults_and_flags():
