@@ -36,6 +36,7 @@ class Field:
     unit: str
     required: bool
     meaning: str
+    present: str = ""  # when the field is written, if not in every measured run's record
 
 
 FIELDS: tuple[Field, ...] = (
@@ -133,15 +134,27 @@ FIELDS: tuple[Field, ...] = (
           "peak resident memory of the largest rank"),
     Field("env", "object", "", False,
           "`hosts`, `cpu_model`, `cpu_count`, `mem_bytes`, `python`, `torch`, `numpy`, `mpi_library`, `mpi4py`, `horovod`, `os`, `cuda`, `gpu_name`, selected environment variables"),
+    Field("target_auc", "float", "AUC", False, "`--target-auc`: the validation AUC (physical weights) to reach",
+          "with --target-auc"),
+    Field("epochs_to_target", "int or null", "epochs", False,
+          "epochs up to and including the first whose validation AUC reached `target_auc` (warm-up counted); null, with the reason in `undefined`, when none did",
+          "with --target-auc"),
+    Field("time_to_target_s", "float or null", "s", False,
+          "training time of those epochs, warm-up included, validation excluded (each epoch the slowest rank's, as `epoch_s`); null when the target was not reached",
+          "with --target-auc"),
+    Field("time_to_target_with_validation_s", "float or null", "s", False,
+          "the same with each epoch's BatchNorm averaging and validation added", "with --target-auc"),
     Field("undefined", "object", "", False,
-          "present when a figure could not be computed: its dotted path (`physics.sig_ratio`, `auc[0]`) and why; each such figure is null in the record"),
+          "a figure that could not be computed: its dotted path (`physics.sig_ratio`, `auc[0]`, `time_to_target_s`) and why; each such figure is null in the record",
+          "when a figure is undefined"),
     # Written by bench.projection for projected (modelled, not measured) points.
     Field("projected", "bool", "", False,
-          "true for a point of the performance model (`python -m bench.projection`), absent for a measured run"),
+          "true for a point of the performance model (`python -m bench.projection`), absent for a measured run",
+          "projected records"),
     Field("projection", "object", "", False,
-          "projected records: `allreduce_s_per_step`, `overlap`, `grad_bytes` of the modelled step"),
+          "`allreduce_s_per_step`, `overlap`, `grad_bytes` of the modelled step", "projected records"),
     Field("validates_run_id", "str", "", False,
-          "projected records: the measured run this point projects at its own configuration"),
+          "the measured run this point projects at its own configuration", "projected records"),
 )
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 
@@ -319,7 +332,8 @@ def recorded_world_sizes(path: str, sweep_id: str) -> set[int]:
 def markdown_table() -> str:
     """The field table of docs/records.md."""
     lines = ["| field | type | unit | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{f.name}` | {f.kind} | {f.unit} | {f.meaning} |" for f in FIELDS]
+    lines += [f"| `{f.name}` | {f.kind} | {f.unit} | {f.meaning}{f' ({f.present} only)' if f.present else ''} |"
+              for f in FIELDS]
     return "\n".join(lines)
 
 

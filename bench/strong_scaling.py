@@ -39,6 +39,8 @@ def check_outputs(cfg: Config) -> None:
         check_output_file(cfg.save_model.replace("{ranks}", "1"), "--save-model")
     if cfg.checkpoint:
         check_output_file(f"{cfg.checkpoint}.n1", "--checkpoint")
+    if cfg.mllog:
+        check_output_file(cfg.mllog, "--mllog")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import torch
 from bench.runner.config import Config, UsageError, as_dict
 
 # Fields that may change between a run and its resumption without changing what is computed.
-_FREE = {"epochs", "out", "resume", "checkpoint", "save_model", "sweep_id", "system", "prefetch"}
+_FREE = {"epochs", "out", "resume", "checkpoint", "save_model", "sweep_id", "system", "prefetch", "target_auc",
+         "stop_at_target", "mllog"}
 
 
 def path_for(cfg: Config, world_size: int) -> str:
@@ -84,9 +85,16 @@ MODEL_FORMAT = "multijet-bench-model"
 
 
 def model_path(cfg: Config, world_size: int, sweep: bool) -> str:
-    """``--save-model`` for a run of ``world_size`` ranks: ``{ranks}`` in the path is replaced; in a sweep
-    without it, ``-<N>ranks`` goes before the suffix so the sweep's points do not overwrite each other."""
-    path = cfg.save_model
+    """``--save-model`` for a run of ``world_size`` ranks (``run_path``)."""
+    return run_path(cfg.save_model, world_size, sweep)
+
+
+def run_path(path: str, world_size: int, sweep: bool) -> str:
+    """A per-run output path (``--save-model``, ``--mllog``) for a run of ``world_size`` ranks: ``{ranks}`` in
+    the path is replaced; in a sweep without it, ``-<N>ranks`` goes before the suffix so the sweep's points do
+    not overwrite each other. An empty path (no such output) stays empty."""
+    if not path:
+        return path
     if "{ranks}" in path:
         return path.replace("{ranks}", str(world_size))
     if not sweep:

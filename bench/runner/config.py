@@ -17,7 +17,8 @@ from data.base import NORMALISATIONS
 BACKENDS = ("auto", "none", "mpi", "ddp", "horovod")
 DEVICES = ("cpu", "cuda")
 DATA_PLACEMENTS = ("auto", "host", "device")
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd", "lamb", "lars")
+LR_SCALINGS = ("none", "linear")
 MEMORY_FORMATS = ("channels_last", "contiguous")
 AMP = ("none", "bf16", "fp16")
 OPTIMIZER_IMPLS = ("fused", "foreach", "loop")
@@ -42,8 +43,12 @@ class Config:
     train_events: int = _f(65536, "training events per epoch (synthetic), or at most this many from the "
                                   "file's training split (0: all of it)")
     val_events: int = _f(8192, "validation events (synthetic), or at most this many from the file (0: all)")
-    optimizer: str = _f("adam", "optimizer (sgd with momentum 0.9)", choices=OPTIMIZERS)
-    lr: float = _f(1e-3, "learning rate")
+    optimizer: str = _f("adam", "optimizer (sgd and lars with momentum 0.9; lamb and lars: "
+                                "bench/runner/optimizers.py)", choices=OPTIMIZERS)
+    lr: float = _f(1e-3, "learning rate (at --lr-base-batch with --lr-scaling linear)")
+    lr_scaling: str = _f("none", "learning rate against the global batch: none, or linear: --lr x global batch "
+                                 "/ --lr-base-batch (Goyal et al. 2017)", choices=LR_SCALINGS)
+    lr_base_batch: int = _f(256, "the global batch --lr is meant for, with --lr-scaling linear")
     lr_warmup_epochs: float = _f(0.0, "linear learning-rate warm-up from lr/10 over this many epochs "
                                       "(Goyal et al. 2017); 0: none")
     dropout: float = _f(0.5, "dropout probability (0 turns dropout off)")
@@ -69,6 +74,10 @@ class Config:
                             choices=CPU_ALLOCATORS)
     backend: str = _f("auto", "gradient averaging: auto (horovod if installed, else mpi; none for one "
                               "process), none, mpi, ddp, horovod", choices=BACKENDS)
+    target_auc: float = _f(0.0, "validation AUC (physical weights) to reach: the record gains epochs_to_target "
+                                "and time_to_target_s (0: no target)")
+    stop_at_target: bool = _f(False, "end the run after the first epoch that reaches --target-auc", flag=True)
+    mllog: str = _f("", "write MLPerf-style ':::MLLOG' lines (mlperf-logging) to this file (empty: none)")
     seed: int = _f(1234, "seed of data order, initial weights and the synthetic events")
     prefetch: int = _f(2, "batches prepared ahead by the background loader")
     out: str = _f("results/records.jsonl", "JSON-lines file the run record is appended to")
@@ -169,7 +178,7 @@ def validate(cfg: Config) -> None:
         if choices and getattr(cfg, f.name) not in choices:
             raise UsageError(f"{flag_name(f.name)}: unknown value {getattr(cfg, f.name)!r}; "
                              f"choose from {', '.join(choices)}")
-    positive = ("image_size", "global_batch", "epochs", "lr", "prefetch")
+    positive = ("image_size", "global_batch", "epochs", "lr", "prefetch", "lr_base_batch")
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise UsageError(f"{flag_name(name)} must be positive, got {getattr(cfg, name)}")
@@ -185,12 +194,22 @@ def validate(cfg: Config) -> None:
     if cfg.amp == "fp16" and cfg.device != "cuda":
         raise UsageError("--amp fp16 needs --device cuda (fp16 on a CPU is slow and needs loss scaling); "
                          "use --amp bf16 or --amp none on cpu")
+    if not 0.0 <= cfg.target_auc <= 1.0:
+        raise UsageError(f"--target-auc must be an AUC in (0, 1] (0: none), got {cfg.target_auc}")
+    if cfg.stop_at_target and not cfg.target_auc:
+        raise UsageError("--stop-at-target needs --target-auc")
     if cfg.resume and not (cfg.sweep_id or cfg.checkpoint):
         raise UsageError("--resume needs --sweep-id (to skip recorded sweep points) or --checkpoint")
     if cfg.data == "synthetic" and cfg.train_events == 0:
         raise UsageError("--train-events must be positive with --data synthetic")
     if cfg.data == "synthetic" and cfg.val_events == 0:
         raise UsageError("--val-events must be positive with --data synthetic")
+
+
+def learning_rate(cfg: Config) -> float:
+    """The learning rate the run uses: --lr, scaled by global batch / --lr-base-batch with --lr-scaling linear
+    (Goyal et al., "Accurate, Large Minibatch SGD", arXiv:1706.02677, section 2.1)."""
+    return cfg.lr * (cfg.global_batch / cfg.lr_base_batch if cfg.lr_scaling == "linear" else 1.0)
 
 
 def as_dict(cfg: Config) -> dict:

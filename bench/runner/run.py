@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import time
 
 import numpy as np
 import torch
@@ -12,9 +13,11 @@ import models
 from bench import physics, records
 from bench.runner import backends, checkpoint, speed
 from bench.runner.comm import World, mpi_library
-from bench.runner.config import Config, UsageError, as_dict
+from bench.runner.config import Config, UsageError, as_dict, learning_rate
 from bench.runner.data_setup import Data
 from bench.runner.environment import cpu_model, environment, git_rev
+from bench.runner.mllog import MLLog
+from bench.runner.optimizers import Lamb, Lars
 from bench.runner.reduce import rank_summary, reduce_ranks
 from bench.runner.sampler import epoch_plan
 from bench.runner.train import EpochTimes, score_events, train_epoch, validate
@@ -22,18 +25,24 @@ from data.base import DataError
 
 
 def make_optimizer(cfg: Config, model):
+    lr = learning_rate(cfg)
+    if cfg.optimizer == "lamb":
+        return Lamb(model.parameters(), lr=lr)
+    if cfg.optimizer == "lars":
+        return Lars(model.parameters(), lr=lr, momentum=0.9)
     kw = speed.optimizer_kwargs(cfg.optimizer_impl)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, **kw)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, **kw)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=cfg.lr, **kw)
+    return cls(model.parameters(), lr=lr, **kw)
 
 
 def lr_schedule(cfg: Config):
     """Linear warm-up from lr/10 to lr over ``lr_warmup_epochs`` (Goyal et al. 2017), then constant."""
     if not cfg.lr_warmup_epochs:
         return None
-    return lambda epoch, step, steps: cfg.lr * min(1.0, 0.1 + 0.9 * (epoch + step / steps) / cfg.lr_warmup_epochs)
+    lr = learning_rate(cfg)
+    return lambda epoch, step, steps: lr * min(1.0, 0.1 + 0.9 * (epoch + step / steps) / cfg.lr_warmup_epochs)
 
 
 def run(cfg: Config, world: World, backend: str, device, threads: int, data: Data,
@@ -48,6 +57,9 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     micro = cfg.micro_batch or per_rank
     speed.configure_cpu_allocator(cfg.cpu_allocator)
     speed.configure_device(device)
+    log = MLLog(checkpoint.run_path(cfg.mllog, world.size, cfg.sweep), world.is_root)
+    log.init_start(cfg, world.size, cfg.system or str(device), len(data.split.train), len(data.split.val),
+                   learning_rate(cfg))
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (and broadcast anyway)
     net = models.from_config(cfg).to(device)
     optimizer = make_optimizer(cfg, net)
@@ -72,8 +84,13 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     lr_at = lr_schedule(cfg)
     bar = tqdm(total=cfg.epochs, initial=len(epochs), desc=f"{world.size} rank(s)", unit="epoch",
                disable=not world.is_root, file=sys.stderr)
+    log.run_start()
+    reached = reached_target(cfg, world, aucs)
     try:
         for epoch in range(len(epochs), cfg.epochs):
+            if reached is not None and cfg.stop_at_target:
+                break
+            log.epoch_start(epoch)
             plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, micro)
             try:
                 times = train_epoch(model, optimizer, sync, world, data.images, plan, data.train_weights,
@@ -83,13 +100,19 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
                 raise UsageError(f"--micro-batch: {micro} images of {cfg.image_size}x{cfg.image_size} per "
                                  f"forward pass do not fit in the memory of {device} ({str(exc).splitlines()[0]}); "
                                  f"set --micro-batch to a smaller divisor of the per-rank batch {per_rank}") from None
+            log.epoch_stop(epoch)
             # Outside the timed region: BN statistics averaged over ranks, then validation.
+            log.eval_start(epoch)
+            t_val = time.perf_counter()
             sync.average_buffers(net)
             auc, val_loss = validate(net, data.images, data.split.val, data.train_weights, world, device,
                                      batch=min(micro, 1024))
+            times.validation_s = time.perf_counter() - t_val
+            log.eval_stop(epoch, auc)
             epochs.append(times)
             aucs.append(auc)
             losses.append(val_loss)
+            reached = reached_target(cfg, world, aucs)
             if ckpt:
                 checkpoint.save(ckpt, cfg, world, net, optimizer, epochs, aucs, losses)
             bar.update(1)
@@ -100,6 +123,7 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     finally:
         bar.close()
         sync.close()
+    log.run_stop(success=reached is not None or not cfg.target_auc)
     comparison = test_comparison(net, data, world, device, batch=min(micro, 1024))
     ranks = world.gather(rank_summary(epochs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
     if not world.is_root:
@@ -110,6 +134,36 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
         checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
                               cfg, net, world.size, record["run_id"], record["data"])
     return record
+
+
+def reached_target(cfg: Config, world: World, aucs: list[float]) -> int | None:
+    """The number of epochs after which the validation AUC first reached --target-auc (None: not yet, or no
+    target). Rank 0 holds the AUCs; with --stop-at-target every rank must know, so it is broadcast (a
+    collective, outside the timed region)."""
+    if not cfg.target_auc:
+        return None
+    first = next((k + 1 for k, auc in enumerate(aucs) if auc >= cfg.target_auc), None) if world.is_root else None
+    return world.bcast(first) if cfg.stop_at_target else first
+
+
+def time_to_target(cfg: Config, epochs: list, epoch_s: list[float], aucs: list[float]) -> dict:
+    """The record's time-to-target fields: ``epochs_to_target``; ``time_to_target_s``, the training time of
+    the epochs up to and including the first that reached --target-auc (warm-up included, validation not; each
+    epoch the slowest rank's, ``epoch_s`` with the warm-up first); ``time_to_target_with_validation_s``; and
+    the reason in ``undefined`` when the target was not reached. Empty without a target."""
+    if not cfg.target_auc:
+        return {}
+    k = next((k + 1 for k, auc in enumerate(aucs) if auc is not None and auc >= cfg.target_auc), None)
+    if k is None:
+        best = max((a for a in aucs if a is not None), default=float("nan"))
+        why = f"the validation AUC did not reach {cfg.target_auc:g} in {len(aucs)} epoch(s) (best {best:.4f})"
+        return {"target_auc": cfg.target_auc, "epochs_to_target": None, "time_to_target_s": None,
+                "time_to_target_with_validation_s": None,
+                "undefined": {name: why for name in ("epochs_to_target", "time_to_target_s",
+                                                     "time_to_target_with_validation_s")}}
+    train_s = sum(epoch_s[:k])
+    return {"target_auc": cfg.target_auc, "epochs_to_target": k, "time_to_target_s": train_s,
+            "time_to_target_with_validation_s": train_s + sum(e.validation_s for e in epochs[:k])}
 
 
 def test_comparison(net, data: Data, world: World, device, batch: int) -> dict | None:
@@ -136,6 +190,8 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
     train_events = steps_per_epoch * cfg.global_batch
     env = environment(world.hosts, mpi_library())
     gpu = env["gpu_name"] if device.type == "cuda" else None
+    timing = reduce_ranks(ranks, train_events)
+    target = time_to_target(cfg, epochs, [timing["warmup_epoch_s"], *timing["epoch_s"]], aucs)
     return records.new_record(
         sweep_id=sweep_id,
         git_rev=git_rev(),
@@ -167,7 +223,8 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         val_events=len(data.split.val),
         data={**data.source.describe(), "split": data.split.describe(), "split_seed": cfg.seed},
         batchnorm="per_rank",
-        **reduce_ranks(ranks, train_events),
+        **timing,
+        **target,
         auc=aucs,
         val_loss=losses,
         test_auc=comparison.get("auc") if comparison else None,

@@ -35,6 +35,7 @@ class EpochTimes:
     comm_s: float = 0.0
     data_wait_s: float = 0.0
     train_loss: float = 0.0
+    validation_s: float = 0.0  # after the epoch, outside its timed region: BN averaging and validation
 
 
 def _sync_device(device: torch.device) -> None:
