@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import fail
-from bench.outputs import OutputPathError, make_output_dir
+from bench.outputs import OutputPathError, check_output_dir, make_output_dir
 from reports import analysis
 
 PROG = "python -m reports.build"
@@ -29,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        make_output_dir(args.out, "--out")
+        check_output_dir(args.out, "--out")  # created only once there is something to write
     except OutputPathError as err:
         return fail(str(err))
 
@@ -52,6 +52,11 @@ def main(argv=None) -> int:
 
     # Draw and write. Plotting is imported here so that loading and analysis stay light.
     from reports import cnn_vs_cuts, figures, render
+
+    try:
+        make_output_dir(args.out, "--out")
+    except OutputPathError as err:
+        return fail(str(err))
 
     names = figures.all_figures(rows, summary, ratios, args.out)
     tables = render.write_tables(args.out, rows, summary, ratios)
