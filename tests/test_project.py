@@ -130,7 +130,8 @@ def test_cli_prints_emits_records_that_reports_load(tmp_path, capsys):
     assert project.main(["--calibration", str(cal_path), "--image-sizes", "64", "--records", str(measured),
                          "--emit-records", str(out), "--plot", str(tmp_path / "p.png")]) == 0
     text = capsys.readouterr().out
-    assert "Nurion KNL (estimate)" in text and "ESTIMATE" in text and "projected vs measured" in text
+    assert "Nurion KNL (central published rate)" in text and "PUBLISHED-RATE" in text and "projected vs measured" in text
+    assert "KNL nodes that train an epoch as fast as one GPU" in text
     assert (tmp_path / "p.png").stat().st_size > 0
     records, problems = load_records([out, measured])
     assert problems == []
