@@ -292,10 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.local_threads or (max(k[2] for k in cal.compute) if cal.compute else 1)
     print(f"calibration {args.calibration}: {cal.host.get('cpu_model')}, compute fits ({args.statistic} of "
           "repeats):")
+    peak = cal.host.get("peak_gflops_per_core")  # calibrations before the ceilings have none
     for (model, size, t), fit in sorted(cal.compute.items()):
         flops = cal.flops[(model, size)]
+        of_peak = f", {fit.r_max * flops / 1e9 / (peak * t):.0%} of peak" if peak else ""
         print(f"  {model:8s} {size:4d}px {t:2d} thr: t0 {fit.t0_s * 1e3:8.2f} ms, r_max {fit.r_max:9.1f} images/s "
-              f"({fit.r_max * flops / 1e9:6.1f} GFLOP/s, {flops / 1e9:.2f} GFLOP/image)")
+              f"({fit.r_max * flops / 1e9:6.1f} GFLOP/s{of_peak}, {flops / 1e9:.2f} GFLOP/image)")
+    if peak:
+        print(f"  theoretical peak per core: {peak:.1f} GFLOP/s ({cal.host.get('peak_derivation')})")
     if cal.network:
         print(f"  allreduce (ring fit, 2 ranks on this host): alpha {cal.network.alpha_s * 1e6:.2f} us, "
               f"B {cal.network.bandwidth_Bps / 1e9:.2f} GB/s")
