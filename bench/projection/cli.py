@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the published points, the crossover and the 1024-node ratio as JSON")
     p.add_argument("--records", nargs="+", default=[], metavar="FILE",
                    help="measured records: project each run and compare; cuda records add a GPU profile")
+    p.add_argument("--cpu-share", nargs="+", default=[], metavar="N=SHARE",
+                   help="contention: the CPU use of each rank ((user+sys)/wall, /usr/bin/time) in the measured "
+                        "runs of world size N (N:BACKEND for one backend); compute runs at SHARE / "
+                        "--calibration-cpu-share of the calibrated speed")
+    p.add_argument("--calibration-cpu-share", type=float, default=1.0,
+                   help="the CPU use of the calibration process itself (default 1: it had its core)")
     p.add_argument("--emit-records", default="", metavar="OUT.jsonl", help="append projected records here")
     p.add_argument("--plot", default="results/projection.png", help="figure path ('' for none)")
     return p
@@ -217,8 +223,31 @@ def projected_record(profile: Profile, case: Case, step, preset: str, backend: s
         **extra)
 
 
-def project_measured(records: list[dict], cal: Calibration, overlap: float) -> tuple[list[dict], list[str]]:
-    """Project every measured CPU run at its own configuration. Returns (projected records, table lines)."""
+def cpu_shares(pairs: list[str]) -> dict:
+    """``--cpu-share 1=0.46 2:horovod=0.28`` -> {"1": 0.46, "2:horovod": 0.28}: per world size (optionally
+    per backend) the share of a core each rank got; a run looks up "N:backend", then "N"."""
+    out = {}
+    for pair in pairs:
+        key, _, share = pair.partition("=")
+        n, _, backend = key.partition(":")
+        try:
+            int(n)
+            out[key] = float(share)
+        except ValueError:
+            raise ValueError(f"--cpu-share {pair!r}: expected N=SHARE or N:BACKEND=SHARE, e.g. 2=0.41") from None
+        if not out[key] > 0:
+            raise ValueError(f"--cpu-share {pair!r}: the share must be positive")
+    return out
+
+
+def project_measured(records: list[dict], cal: Calibration, overlap: float, shares: dict | None = None,
+                     cal_share: float = 1.0) -> tuple[list[dict], list[str]]:
+    """Project every measured CPU run at its own configuration. Returns (projected records, table lines).
+
+    Contention: with ``shares`` ("N" or "N:backend" -> the CPU use of each rank, (user + sys) / wall, measured
+    with /usr/bin/time) and ``cal_share`` (the calibration's own), compute runs at share / cal_share of the
+    calibrated speed: a rank that got half a core takes twice as long (docs/projection.md)."""
+    shares = shares or {}
     out, lines = [], []
     lines.append(f"{'system':>24} {'backend':>8} {'model':>8} {'px':>4} {'G':>6} {'N':>3} {'thr':>3} "
                  f"{'measured s':>10} {'projected s':>11} {'error %':>8}  note")
@@ -232,6 +261,10 @@ def project_measured(records: list[dict], cal: Calibration, overlap: float) -> t
             lines.append(f"  skipped {r.get('_source', r['run_id'])}: {err}")
             continue
         n = r["world_size"]
+        share = shares.get(f"{n}:{r['backend']}", shares.get(str(n)))
+        if share is not None:
+            fit = fit.scaled(share / cal_share)
+            note = (note + "; " if note else "") + f"CPU share {share:g} (calibration {cal_share:g})"
         profile = Profile("measured run", r["system"], {(r["model"], r["image_size"]): fit}, cal.network,
                           threads_per_rank=threads)
         steps = r.get("steps_per_epoch") or r["train_events"] // r["global_batch"]
@@ -270,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(published.as_json(prof), fh, indent=1)
-    if args.published:
+    if args.published and not args.calibrate:  # the answer needs no calibration; a full run prints it too
         print("\n".join(published.report_lines(prof)))
         if args.json:
             print(f"\nJSON: {args.json}")
@@ -323,7 +356,11 @@ def main(argv: list[str] | None = None) -> int:
             preset = "paper" if paper and case.image_size == 224 else "custom"
             emitted += [projected_record(profile, case, s, preset, args.backend, sweep_id) for s in steps]
     if records:
-        valid, lines = project_measured(records, cal, args.overlap)
+        try:
+            shares = cpu_shares(args.cpu_share)
+        except ValueError as exc:
+            return fail(str(exc))
+        valid, lines = project_measured(records, cal, args.overlap, shares, args.calibration_cpu_share)
         print("\n## projected vs measured (each run at its own configuration; projection has no data wait)")
         print("\n".join(lines))
         emitted += valid

@@ -232,3 +232,28 @@ def load(path=None) -> Profiles:
     except json.JSONDecodeError as err:
         raise ProfileError(str(path), f"not valid JSON ({err})") from None
     return parse(data, str(path))
+
+
+def markdown_table(prof: Profiles) -> str:
+    """The profile table of docs/projection.md: every banded figure with its source and derivation."""
+    def row(what, band: Band, unit):
+        note = band.derived + ("" if band.confirmed else " **Not confirmed at a source.**")
+        return f"| {what} | {band.low:g} / {band.central:g} / {band.high:g} {unit} | {band.source} | {note} |"
+    lines = ["| figure | low / central / high | source | how |", "|---|---|---|---|"]
+    for key, s in prof.systems.items():
+        if s.achieved_tflops:
+            lines.append(row(f"{s.name}: achieved training rate", s.achieved_tflops, "TFLOP/s"))
+        for wk, band in s.images_per_s.items():
+            lines.append(row(f"{s.name}: {wk}", band, "images/s"))
+    for key, n in prof.networks.items():
+        if key != "none":
+            lines.append(row(f"{n['name']}: MPI latency", n["latency_us"], "us"))
+            lines.append(row(f"{n['name']}: bandwidth", n["bandwidth_gbs"], "GB/s"))
+    for key, st in prof.stacks.items():
+        if key != "single":
+            lines.append(row(f"{st['name']}: overlap", st["overlap"], ""))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table(load()))
