@@ -87,7 +87,7 @@ def test_mpich_switches_algorithm_at_2048_bytes():
 
 def test_tensor_fusion_bucket_count():
     mb = 2**20
-    # the 224px circpad: 411 MB dense weight alone, the other 19 tensors (3.9 MB) fused into one buffer
+    # the 224px circpad, backward order: the last layers' 3 tensors, the 411 MB dense weight alone, the rest
     tensors = [t * 4 for t in profiles.load().workloads["circpad-224"].tensors]
     buckets = co.fusion_buckets(tensors, 64 * mb)
     assert len(buckets) == 3 and sum(buckets) == sum(tensors)
