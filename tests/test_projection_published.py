@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from bench.projection import cli, collectives as co, profiles, published
+from bench.projection import cli, profiles, published
+from bench.projection import collectives as co
 
 A, B = 2e-6, 10e9  # alpha 2 us, 10 GB/s
 
@@ -111,7 +112,7 @@ def test_exchange_sums_buckets_and_hierarchy_divides_latency():
 def toy() -> profiles.Profiles:
     """A cluster node at 0.99 TFLOP/s (0.5-2), a GPU at 100 (49.9-199.9), a network so fast it costs nothing:
     the crossover is ceil(100 / 0.99) = 102 nodes, 25 and 400 at the ends; the 1024-node ratio 1024 x 0.99 / 100."""
-    band = lambda lo, c, hi: {"low": lo, "central": c, "high": hi, "source": "s"}  # noqa: E731
+    band = lambda lo, c, hi: {"low": lo, "central": c, "high": hi, "source": "s"}
     net = {"name": "n", "allreduce": "mpich", "latency_us": band(1e-9, 1e-9, 1e-9),
            "bandwidth_gbs": band(1e9, 1e9, 1e9)}
     return profiles.parse({
@@ -190,3 +191,9 @@ def test_theoretical_peak_from_cpu_flags():
     peak, how = theoretical_peak_gflops({"cpu MHz": "2450.0", "flags": "sse avx avx2 fma"}, 2)
     # the test machine may expose cpufreq's maximum instead of cpu MHz: the form, not the clock, is checked
     assert "32 fp32 FLOPs/cycle (AVX2+FMA)" in how and peak == pytest.approx(2 * 32 * float(how.split()[3]))
+
+
+def test_docs_profile_table_is_the_data_file():
+    from pathlib import Path
+    doc = (Path(__file__).parents[1] / "docs" / "projection.md").read_text()
+    assert profiles.markdown_table(profiles.load()) in doc, "regenerate with python -m bench.projection.profiles"

@@ -23,7 +23,14 @@ from dataclasses import replace
 
 from bench.errors import fail
 from bench.outputs import OutputPathError, check_output_dir, check_output_file
-from bench.projection.calibrate import Calibration, host_info, measure_allreduce, measure_compute, save
+from bench.projection import published
+from bench.projection.calibrate import (
+    Calibration,
+    host_info,
+    measure_allreduce,
+    measure_compute,
+    save,
+)
 from bench.projection.model import (
     AllreduceFit,
     Case,
@@ -34,7 +41,6 @@ from bench.projection.model import (
     speedup_efficiency,
     with_compression,
 )
-from bench.projection import published
 from bench.projection.plot import plot_curves
 from bench.projection.profiles import ProfileError
 from bench.projection.profiles import load as load_profiles

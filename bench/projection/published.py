@@ -161,7 +161,7 @@ def needed_scale(prof: Profiles, point: dict, kind: str, key: str) -> float | No
     """The factor on one input (a rate or a bandwidth, the rest central) at which the model gives the
     published value; None when no factor in [1e-3, 1e3] does (the point does not depend on it enough)."""
     measured = point["measured"]["value"]
-    f = lambda x: point_value(prof, point, {("scale", kind, key): x}) - measured  # noqa: E731
+    f = lambda x: point_value(prof, point, {("scale", kind, key): x}) - measured
     lo, hi = 1e-3, 1e3
     flo, fhi = f(lo), f(hi)
     if flo == 0 or fhi == 0 or (flo > 0) == (fhi > 0):
@@ -191,7 +191,7 @@ def crossover_nodes(prof: Profiles, gpu: str, workload: str, scenario: dict, glo
     None when no node count up to one image per rank gets there."""
     st = setting_of(prof, cluster, workload)
     target = gpu_step_s(prof, gpu, workload, global_batch, scenario)
-    step = lambda n: strong_step_s(prof, st, n, global_batch, scenario)  # noqa: E731
+    step = lambda n: strong_step_s(prof, st, n, global_batch, scenario)
     top, lo = global_batch // st.ranks_per_node, 1
     n = 1
     while n <= top and step(n) > target:  # doublings first: a bracket [n/2, n]
@@ -257,8 +257,8 @@ def _fmt(x) -> str:
 def report_lines(prof: Profiles) -> list[str]:
     """The text of ``python -m bench.projection --published``."""
     out = [f"## Published points reproduced from {prof.path} (measured = published; projected = this model)",
-           f"{'point':34s} {'published':>10s} {'projected':>10s} {'error':>8s} {'range of all bands':>19s}  "
-           "dominant assumption (its range)"]
+           (f"{'point':34s} {'published':>10s} {'projected':>10s} {'error':>8s} {'range of all bands':>19s}  "
+            "dominant assumption (its range)")]
     for r in reproduce(prof):
         flag = "  [unconfirmed inputs: " + ", ".join(r["unconfirmed_inputs"]) + "]" if r["unconfirmed_inputs"] else ""
         lo, hi = r["projected_range"]
@@ -272,8 +272,9 @@ def report_lines(prof: Profiles) -> list[str]:
                        + (" or ".join(fixes) if fixes else "a change no rate or bandwidth alone gives"))
     for p in prof.not_expressed:
         out.append(f"{p['name']:34s} not expressed: {p['why']}")
-    out += ["", "## Projection (no KNL or GPU run of this harness): Nurion KNL nodes that train an epoch as fast "
-            "as one GPU (circpad, global batch 32768; low = every band at the cluster's good end, high = the GPU's)",
+    out += ["", ("## Projection (no KNL or GPU run of this harness): Nurion KNL nodes that train an epoch as fast "
+                 "as one GPU (circpad, global batch 32768; low = every band at the cluster's good end, high = the "
+                 "GPU's)"),
             f"{'GPU':10s} {'px':>4s} {'nodes low':>10s} {'central':>8s} {'high':>8s}"]
     for r in crossover_table(prof):
         out.append(f"{r['gpu']:10s} {r['image_size']:4d} {_fmt(r['knl_nodes_low']):>10s} "
