@@ -295,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         prof = load_profiles(args.profiles or None)
     except ProfileError as exc:
         return fail(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}")
+    try:
+        shares = cpu_shares(args.cpu_share)
+    except ValueError as exc:
+        return fail(str(exc))
     try:  # every output path before the minutes of calibration
         if args.calibrate:
             check_output_dir(os.path.dirname(os.path.abspath(args.calibration)), "--calibration")
@@ -362,10 +366,6 @@ def main(argv: list[str] | None = None) -> int:
             preset = "paper" if paper and case.image_size == 224 else "custom"
             emitted += [projected_record(profile, case, s, preset, args.backend, sweep_id) for s in steps]
     if records:
-        try:
-            shares = cpu_shares(args.cpu_share)
-        except ValueError as exc:
-            return fail(str(exc))
         valid, lines = project_measured(records, cal, args.overlap, shares, args.calibration_cpu_share)
         print("\n## projected vs measured (each run at its own configuration; projection has no data wait)")
         print("\n".join(lines))
