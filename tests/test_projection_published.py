@@ -197,3 +197,15 @@ def test_docs_profile_table_is_the_data_file():
     from pathlib import Path
     doc = (Path(__file__).parents[1] / "docs" / "projection.md").read_text()
     assert profiles.markdown_table(profiles.load()) in doc, "regenerate with python -m bench.projection.profiles"
+
+
+def test_curve_steps_use_the_exchange_and_the_workload_tensors():
+    from bench.projection.model import AllreduceFit, Case, ComputeFit, Profile, project_step
+    ex = co.Exchange("mpich", A, B, fusion_bytes=64 * 2**20, cycle_s=0.005)
+    prof = Profile("p", "p", {("circpad", 224): ComputeFit(0.0, 10.0)}, AllreduceFit(A, B), exchange=ex)
+    tensors = profiles.load().workloads["circpad-224"].tensors
+    case = Case("circpad", 224, sum(tensors), tensors=tensors)
+    step = project_step(prof, case, 1024)
+    assert step.allreduce_s == pytest.approx(ex.time_s(1024, [4 * n for n in tensors]))
+    fp16 = project_step(prof, Case("circpad", 224, sum(tensors), grad_bytes_per_param=2, tensors=tensors), 1024)
+    assert fp16.allreduce_s == pytest.approx(ex.time_s(1024, [2 * n for n in tensors]))

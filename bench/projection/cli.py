@@ -145,11 +145,14 @@ def knl_profile(cal: Calibration, prof, args) -> Profile:
     fits = {key: ComputeFit(0.0, rate / flops) for key, flops in cal.flops.items()}
     alpha = args.knl_alpha_us if args.knl_alpha_us is not None else net["latency_us"].central
     bw = args.knl_bandwidth_gbs if args.knl_bandwidth_gbs is not None else net["bandwidth_gbs"].central
+    exchange = replace(published.exchange(prof, published.setting_of(prof, "nurion-knl", ""), {}),
+                       alpha_s=alpha * 1e-6, bandwidth_Bps=bw * 1e9)
     return Profile(name=f"Nurion KNL ({args.knl_band} published rate)", system="Nurion KNL", compute=fits,
-                   network=AllreduceFit(alpha * 1e-6, bw * 1e9), threads_per_rank=KNL_CORES,
+                   network=AllreduceFit(alpha * 1e-6, bw * 1e9), threads_per_rank=KNL_CORES, exchange=exchange,
                    estimate=f"PUBLISHED-RATE PROJECTION: {rate / 1e12:.3g} TFLOP/s per node ({args.knl_band} of "
                             f"{knl.achieved_tflops.low:g}-{knl.achieved_tflops.high:g}, {prof.path}); Omni-Path "
-                            f"alpha {alpha:g} us, B {bw:g} GB/s; no per-step overhead")
+                            f"alpha {alpha:g} us, B {bw:g} GB/s, {exchange.policy} allreduce with Horovod fusion; no "
+                            "per-step overhead")
 
 
 def gpu_profile(records: list[dict]) -> Profile | None:
@@ -167,14 +170,15 @@ def gpu_profile(records: list[dict]) -> Profile | None:
                    estimate="measured images/s of the given records; no scaling")
 
 
-def cases(args, cal: Calibration) -> list[Case]:
+def cases(args, cal: Calibration, prof) -> list[Case]:
     out = []
     for size in args.image_sizes:
         params = cal.params.get((args.model, size))
         if params is None:
             continue
+        w = prof.workloads.get(f"{args.model}-{size}")
         out.append(Case(args.model, size, params, args.global_batch, args.events, args.backend,
-                        overlap=args.overlap))
+                        overlap=args.overlap, tensors=w.tensors if w and w.params == params else ()))
     return out
 
 
@@ -183,7 +187,7 @@ def compact_case(profile: Profile, case: Case, cal: Calibration) -> Case | None:
     params = cal.params.get(("compact", case.image_size))
     if case.model == "compact" or not params or ("compact", case.image_size) not in profile.compute:
         return None
-    return replace(case, model="compact", params=params)
+    return replace(case, model="compact", params=params, tensors=())
 
 
 def print_curve(profile: Profile, case: Case, small: Case | None, nodes: list[int]) -> list:
@@ -355,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_id = uuid.uuid4().hex
     paper = args.global_batch == 32768 and args.events == 450_000
     for profile in profiles:
-        for case in cases(args, cal):
+        for case in cases(args, cal, prof):
             if (case.model, case.image_size) not in profile.compute:
                 continue
             small = compact_case(profile, case, cal)
