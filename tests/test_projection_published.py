@@ -200,7 +200,13 @@ def test_docs_profile_table_is_the_data_file():
 
 
 def test_curve_steps_use_the_exchange_and_the_workload_tensors():
-    from bench.projection.model import AllreduceFit, Case, ComputeFit, Profile, project_step
+    from bench.projection.model import (
+        AllreduceFit,
+        Case,
+        ComputeFit,
+        Profile,
+        project_step,
+    )
     ex = co.Exchange("mpich", A, B, fusion_bytes=64 * 2**20, cycle_s=0.005)
     prof = Profile("p", "p", {("circpad", 224): ComputeFit(0.0, 10.0)}, AllreduceFit(A, B), exchange=ex)
     tensors = profiles.load().workloads["circpad-224"].tensors
