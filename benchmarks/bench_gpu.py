@@ -1,5 +1,6 @@
 """The single-GPU baseline: images per second of the circpad training step on one GPU, and its fraction
-of the GPU's dense bf16 peak and of a bf16 matrix multiply measured on the device.
+of the GPU's dense bf16 peak and of a bf16 matrix multiply measured on the device; beside them the fp32 peak
+and a measured fp32 (TF32 off) matmul, the ceilings of an fp32 step.
 
     python -m benchmarks.bench_gpu [--sizes 64,224] [--batch-64 512] [--batch-224 128]
         [--amp bf16|fp16|none] [--compile off|on|both] [--profile] [--steps 20] [--repeats 5] [--out F]
@@ -41,11 +42,21 @@ PEAK_BF16_TFLOPS = (
     ("A100", 312.0),
     ("TITAN RTX", 130.0),  # Turing has no bf16: fp16 tensor-core peak with fp32 accumulation
 )
+# Dense fp32 (non-tensor) peak, TFLOP/s (docs/physics-reference.md, 'Hardware'): H100 SXM 66.9 and TITAN RTX
+# 16.3 from NVIDIA's figures (the TITAN RTX's not rechecked); H200 as the H100 SXM; the rest not rechecked.
+PEAK_FP32_TFLOPS = (
+    ("H100 PCIe", 51.2),
+    ("H100 NVL", 60.0),
+    ("H100", 66.9),
+    ("H200", 66.9),
+    ("A100", 19.5),
+    ("TITAN RTX", 16.3),
+)
 MATMUL_N = 8192
 
 
-def peak_tflops(name: str) -> float | None:
-    for fragment, tflops in PEAK_BF16_TFLOPS:
+def peak_tflops(name: str, table=PEAK_BF16_TFLOPS) -> float | None:
+    for fragment, tflops in table:
         if fragment.lower() in name.lower():
             return tflops
     return None
@@ -136,6 +147,13 @@ def main() -> int:
     print(f"{name}: bf16 dense peak {f'{peak:.0f} TFLOP/s (table)' if peak else 'unknown (not in the table)'}; "
           f"bf16 matmul {MATMUL_N if device.type == 'cuda' else 256}^3 measured {mm_bf16:.0f} TFLOP/s"
           + (f" ({mm_bf16 / peak:.0%} of peak)" if peak else ""))
+    peak32 = peak_tflops(name, PEAK_FP32_TFLOPS)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # the plain fp32 rate, not TF32 tensor cores
+    mm_fp32 = matmul_tflops(device, torch.float32, args.repeats, MATMUL_N if device.type == "cuda" else 256)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    print(f"  fp32 dense peak {f'{peak32:.1f} TFLOP/s (table)' if peak32 else 'unknown'}; fp32 matmul (TF32 off) "
+          f"measured {mm_fp32:.1f} TFLOP/s" + (f" ({mm_fp32 / peak32:.0%} of peak)" if peak32 else ""))
     fmt = speed.memory_format(args.memory_format)
     world = init_world()
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
@@ -203,6 +221,7 @@ def main() -> int:
                             "memory_format": args.memory_format, "compile": compiled, "images_per_s": rate,
                             "training_gflop_per_image": flops / 1e9, "achieved_tflops": achieved,
                             "peak_bf16_tflops": peak, "matmul_bf16_tflops": mm_bf16,
+                            "peak_fp32_tflops": peak32, "matmul_fp32_tflops": mm_fp32,
                             "data_wait_fraction": wait}) + "\n")
             if not compiled:
                 build_s = statistics.median(timed(lambda: [cache.dense(p.reshape(-1)) for p in plan], device,

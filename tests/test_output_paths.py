@@ -32,7 +32,7 @@ def test_report_out_below_a_file(a_file, capsys):
     assert "--out" in err and "is a file" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("flag", ["--plot", "--emit-records", "--calibration"])
+@pytest.mark.parametrize("flag", ["--plot", "--emit-records", "--calibration", "--json"])
 def test_projection_outputs(flag, a_file, capsys):
     args = {"--plot": "", flag: str(a_file / "x")}
     extra = ["--calibrate"] if flag == "--calibration" else []

@@ -130,7 +130,8 @@ def test_cli_prints_emits_records_that_reports_load(tmp_path, capsys):
     assert project.main(["--calibration", str(cal_path), "--image-sizes", "64", "--records", str(measured),
                          "--emit-records", str(out), "--plot", str(tmp_path / "p.png")]) == 0
     text = capsys.readouterr().out
-    assert "Nurion KNL (estimate)" in text and "ESTIMATE" in text and "projected vs measured" in text
+    assert "Nurion KNL (central published rate)" in text and "PUBLISHED-RATE" in text and "projected vs measured" in text
+    assert "KNL nodes that train an epoch as fast as one GPU" in text
     assert (tmp_path / "p.png").stat().st_size > 0
     records, problems = load_records([out, measured])
     assert problems == []
@@ -167,3 +168,21 @@ def test_gpu_record_adds_a_one_gpu_profile(tmp_path, capsys):
     profile = project.gpu_profile(load_records([gpu])[0])
     rate = (32768 * 14 / 20.0 + 32768 * 14 / 22.0) / 2  # the fixture's two runs: medians 20 s and 22 s
     assert profile.max_nodes == 1 and profile.compute[("circpad", 64)].r_max == pytest.approx(rate)
+
+
+def test_cpu_share_scales_compute_of_validated_runs():
+    cal = Calibration(synthetic_calibration())
+    recs = model_records(cal, "mpi")
+    # each rank of the 2-rank run got half a core, the calibration all of one: its compute takes twice as long
+    projected, lines = project.project_measured(recs, cal, 0.7, {"2": 0.5, "4:horovod": 9.0}, 1.0)
+    by_n = {p["world_size"]: p for p in projected}
+    fit = cal.compute[("circpad", 64, 2)].scaled(0.5)
+    case = Case("circpad", 64, PARAMS[("circpad", 64)], 4096, 4096 * 3, "mpi")
+    expected = project_step(Profile("x", "Test CPU", {("circpad", 64): fit}, cal.network), case, 2)
+    assert by_n[2]["epoch_s"][0] == pytest.approx(expected.epoch_s)
+    assert by_n[1]["epoch_s"][0] == pytest.approx(recs[0]["epoch_s"][0])  # no share given: unchanged
+    assert any("CPU share 0.5 (calibration 1)" in line for line in lines)
+    assert by_n[4]["epoch_s"][0] == pytest.approx(recs[2]["epoch_s"][0])  # 4:horovod does not match an mpi run
+    assert project.cpu_shares(["1=0.46", "2:horovod=0.28"]) == {"1": 0.46, "2:horovod": 0.28}
+    with pytest.raises(ValueError, match="N=SHARE"):
+        project.cpu_shares(["two"])

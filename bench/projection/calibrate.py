@@ -84,8 +84,11 @@ def host_info() -> dict:
         mhz = float(info["cpu MHz"])
     except (KeyError, ValueError):
         mhz = None
+    from bench.projection.ceilings import theoretical_peak_gflops
+    peak, how = theoretical_peak_gflops(info, 1)
     return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_mhz": mhz,
-            "avx512": "avx512f" in info.get("flags", "").split(), "torch": torch.__version__}
+            "avx512": "avx512f" in info.get("flags", "").split(), "torch": torch.__version__,
+            "peak_gflops_per_core": peak, "peak_derivation": how}
 
 
 def save(path: str, calibration: dict) -> None:

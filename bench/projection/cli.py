@@ -1,17 +1,20 @@
 """Project epoch time, speedup and efficiency at 1 ... 1024 nodes from a calibrated performance model.
 
     python -m bench.projection --calibrate                 # measure compute and allreduce here (minutes)
-    python -m bench.projection                             # table + plot: this machine, Nurion KNL (estimate)
+    python -m bench.projection                             # table + plot: this machine, Nurion KNL, the answer
+    python -m bench.projection --published [--json F]      # published points reproduced, crossover, ratio
     python -m bench.projection --records results/*.jsonl   # + projected vs measured for every run in them
     python -m bench.projection --emit-records results/projected.jsonl   # dashed "projected" curves in reports
 
-The model is in bench/projection/model.py; measurements in bench/projection/calibrate.py; docs/projection.md says
-what is assumed. The KNL figures are an estimate: this machine's measured compute scaled by the ratio of
-peak flops per core, and Omni-Path's nominal latency and bandwidth.
+The model is in bench/projection/model.py; measurements in bench/projection/calibrate.py; the hardware
+profiles (achieved rates and networks, each with its source) in bench/projection/profiles.json, read by
+bench/projection/profiles.py; the published points and the cluster-against-one-GPU answer in
+bench/projection/published.py. docs/projection.md says what is assumed.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -20,7 +23,14 @@ from dataclasses import replace
 
 from bench.errors import fail
 from bench.outputs import OutputPathError, check_output_dir, check_output_file
-from bench.projection.calibrate import Calibration, host_info, measure_allreduce, measure_compute, save
+from bench.projection import published
+from bench.projection.calibrate import (
+    Calibration,
+    host_info,
+    measure_allreduce,
+    measure_compute,
+    save,
+)
 from bench.projection.model import (
     AllreduceFit,
     Case,
@@ -32,15 +42,12 @@ from bench.projection.model import (
     with_compression,
 )
 from bench.projection.plot import plot_curves
+from bench.projection.profiles import ProfileError
+from bench.projection.profiles import load as load_profiles
 from bench.records import append_record, new_record, read_records
 from bench.runner.config import sweep_sizes
 
-# Nurion KNL node (docs/physics-reference.md, 'Hardware'): Xeon Phi 7250, 68 cores x 1.4 GHz x 64 fp32
-# flops/cycle (2 AVX-512 FMA units) = 6,093 GFLOP/s, rounded down.
-KNL_PEAK_GFLOPS = 6000.0
-KNL_CORES = 68
-OPA_ALPHA_S = 1.5e-6  # Omni-Path MPI latency, 1-2 us: an assumption, no published figure checked
-OPA_BANDWIDTH_BPS = 12.5e9  # 100 Gb/s per port, the nominal link rate
+KNL_CORES = 68  # Xeon Phi 7250 (docs/physics-reference.md, 'Hardware')
 DEFAULT_COMPUTE = ("circpad:64", "circpad:224", "compact:64", "compact:224")
 
 
@@ -77,13 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-nodes", type=int, default=1024)
     m.add_argument("--local-threads", type=int, default=0,
                    help="thread count of the 'this machine' profile (default: the largest calibrated)")
-    m.add_argument("--host-peak-gflops-per-core", type=float, default=0.0,
-                   help="this machine's fp32 peak per core (default: MHz x 64 with AVX-512, x 32 without)")
-    m.add_argument("--knl-peak-gflops", type=float, default=KNL_PEAK_GFLOPS)
-    m.add_argument("--knl-alpha-us", type=float, default=OPA_ALPHA_S * 1e6)
-    m.add_argument("--knl-bandwidth-gbs", type=float, default=OPA_BANDWIDTH_BPS / 1e9)
+    m.add_argument("--profiles", default="", metavar="FILE",
+                   help="hardware profiles (default: bench/projection/profiles.json, every figure with its source)")
+    m.add_argument("--knl-band", choices=("low", "central", "high"), default="central",
+                   help="which end of the Nurion KNL achieved-rate band the curves use")
+    m.add_argument("--knl-alpha-us", type=float, default=None, help="override the profile's Omni-Path latency")
+    m.add_argument("--knl-bandwidth-gbs", type=float, default=None, help="override the profile's bandwidth")
+    p.add_argument("--published", action="store_true",
+                   help="reproduce the published scaling points and print the KNL-against-one-GPU answer; no "
+                        "calibration needed")
+    p.add_argument("--json", default="", metavar="FILE",
+                   help="write the published points, the crossover and the 1024-node ratio as JSON")
     p.add_argument("--records", nargs="+", default=[], metavar="FILE",
                    help="measured records: project each run and compare; cuda records add a GPU profile")
+    p.add_argument("--cpu-share", nargs="+", default=[], metavar="N=SHARE",
+                   help="contention: the CPU use of each rank ((user+sys)/wall, /usr/bin/time) in the measured "
+                        "runs of world size N (N:BACKEND for one backend); compute runs at SHARE / "
+                        "--calibration-cpu-share of the calibrated speed")
+    p.add_argument("--calibration-cpu-share", type=float, default=1.0,
+                   help="the CPU use of the calibration process itself (default 1: it had its core)")
     p.add_argument("--emit-records", default="", metavar="OUT.jsonl", help="append projected records here")
     p.add_argument("--plot", default="results/projection.png", help="figure path ('' for none)")
     return p
@@ -106,13 +125,6 @@ def calibrate(args) -> None:
     print(f"calibration written to {args.calibration}")
 
 
-def host_peak_per_core(cal: Calibration, override: float) -> float:
-    if override:
-        return override
-    mhz = cal.host.get("cpu_mhz") or 2000.0
-    return mhz / 1000.0 * (64 if cal.host.get("avx512") else 32)
-
-
 def local_profile(cal: Calibration, threads: int) -> Profile:
     fits, notes = {}, set()
     for key in {k[:2] for k in cal.compute}:
@@ -124,16 +136,23 @@ def local_profile(cal: Calibration, threads: int) -> Profile:
                    estimate="network: 2 ranks on one host (shared memory), not a cluster interconnect" + scaled)
 
 
-def knl_profile(cal: Calibration, threads: int, args) -> Profile:
-    """Compute scaled by KNL peak / this machine's peak for the cores the fit used: an estimate."""
-    factor = args.knl_peak_gflops / (host_peak_per_core(cal, args.host_peak_gflops_per_core) * threads)
-    fits = {k[:2]: f.scaled(factor) for k, f in cal.compute.items() if k[2] == threads}
-    return Profile(name="Nurion KNL (estimate)", system="Nurion KNL", compute=fits,
-                   network=AllreduceFit(args.knl_alpha_us * 1e-6, args.knl_bandwidth_gbs * 1e9),
-                   threads_per_rank=KNL_CORES,
-                   estimate=f"ESTIMATE: compute = this machine's measured x {factor:.1f} (peak-flops ratio, "
-                            "assumes the same fraction of peak as here); Omni-Path alpha "
-                            f"{args.knl_alpha_us:g} us, B {args.knl_bandwidth_gbs:g} GB/s (nominal)")
+def knl_profile(cal: Calibration, prof, args) -> Profile:
+    """The Nurion KNL node from the profile file: its published achieved rate (a FLOP/s band) over each
+    calibrated model's training FLOPs per image, and Omni-Path's latency and bandwidth (central)."""
+    knl = prof.systems["nurion-knl"]
+    net = prof.networks[knl.network]
+    rate = knl.achieved_tflops.pick(args.knl_band) * 1e12
+    fits = {key: ComputeFit(0.0, rate / flops) for key, flops in cal.flops.items()}
+    alpha = args.knl_alpha_us if args.knl_alpha_us is not None else net["latency_us"].central
+    bw = args.knl_bandwidth_gbs if args.knl_bandwidth_gbs is not None else net["bandwidth_gbs"].central
+    exchange = replace(published.exchange(prof, published.setting_of(prof, "nurion-knl", ""), {}),
+                       alpha_s=alpha * 1e-6, bandwidth_Bps=bw * 1e9)
+    return Profile(name=f"Nurion KNL ({args.knl_band} published rate)", system="Nurion KNL", compute=fits,
+                   network=AllreduceFit(alpha * 1e-6, bw * 1e9), threads_per_rank=KNL_CORES, exchange=exchange,
+                   estimate=f"PUBLISHED-RATE PROJECTION: {rate / 1e12:.3g} TFLOP/s per node ({args.knl_band} of "
+                            f"{knl.achieved_tflops.low:g}-{knl.achieved_tflops.high:g}, {prof.path}); Omni-Path "
+                            f"alpha {alpha:g} us, B {bw:g} GB/s, {exchange.policy} allreduce with Horovod fusion; no "
+                            "per-step overhead")
 
 
 def gpu_profile(records: list[dict]) -> Profile | None:
@@ -151,14 +170,15 @@ def gpu_profile(records: list[dict]) -> Profile | None:
                    estimate="measured images/s of the given records; no scaling")
 
 
-def cases(args, cal: Calibration) -> list[Case]:
+def cases(args, cal: Calibration, prof) -> list[Case]:
     out = []
     for size in args.image_sizes:
         params = cal.params.get((args.model, size))
         if params is None:
             continue
+        w = prof.workloads.get(f"{args.model}-{size}")
         out.append(Case(args.model, size, params, args.global_batch, args.events, args.backend,
-                        overlap=args.overlap))
+                        overlap=args.overlap, tensors=w.tensors if w and w.params == params else ()))
     return out
 
 
@@ -167,7 +187,7 @@ def compact_case(profile: Profile, case: Case, cal: Calibration) -> Case | None:
     params = cal.params.get(("compact", case.image_size))
     if case.model == "compact" or not params or ("compact", case.image_size) not in profile.compute:
         return None
-    return replace(case, model="compact", params=params)
+    return replace(case, model="compact", params=params, tensors=())
 
 
 def print_curve(profile: Profile, case: Case, small: Case | None, nodes: list[int]) -> list:
@@ -213,8 +233,31 @@ def projected_record(profile: Profile, case: Case, step, preset: str, backend: s
         **extra)
 
 
-def project_measured(records: list[dict], cal: Calibration, overlap: float) -> tuple[list[dict], list[str]]:
-    """Project every measured CPU run at its own configuration. Returns (projected records, table lines)."""
+def cpu_shares(pairs: list[str]) -> dict:
+    """``--cpu-share 1=0.46 2:horovod=0.28`` -> {"1": 0.46, "2:horovod": 0.28}: per world size (optionally
+    per backend) the share of a core each rank got; a run looks up "N:backend", then "N"."""
+    out = {}
+    for pair in pairs:
+        key, _, share = pair.partition("=")
+        n, _, backend = key.partition(":")
+        try:
+            int(n)
+            out[key] = float(share)
+        except ValueError:
+            raise ValueError(f"--cpu-share {pair!r}: expected N=SHARE or N:BACKEND=SHARE, e.g. 2=0.41") from None
+        if not out[key] > 0:
+            raise ValueError(f"--cpu-share {pair!r}: the share must be positive")
+    return out
+
+
+def project_measured(records: list[dict], cal: Calibration, overlap: float, shares: dict | None = None,
+                     cal_share: float = 1.0) -> tuple[list[dict], list[str]]:
+    """Project every measured CPU run at its own configuration. Returns (projected records, table lines).
+
+    Contention: with ``shares`` ("N" or "N:backend" -> the CPU use of each rank, (user + sys) / wall, measured
+    with /usr/bin/time) and ``cal_share`` (the calibration's own), compute runs at share / cal_share of the
+    calibrated speed: a rank that got half a core takes twice as long (docs/projection.md)."""
+    shares = shares or {}
     out, lines = [], []
     lines.append(f"{'system':>24} {'backend':>8} {'model':>8} {'px':>4} {'G':>6} {'N':>3} {'thr':>3} "
                  f"{'measured s':>10} {'projected s':>11} {'error %':>8}  note")
@@ -228,6 +271,10 @@ def project_measured(records: list[dict], cal: Calibration, overlap: float) -> t
             lines.append(f"  skipped {r.get('_source', r['run_id'])}: {err}")
             continue
         n = r["world_size"]
+        share = shares.get(f"{n}:{r['backend']}", shares.get(str(n)))
+        if share is not None:
+            fit = fit.scaled(share / cal_share)
+            note = (note + "; " if note else "") + f"CPU share {share:g} (calibration {cal_share:g})"
         profile = Profile("measured run", r["system"], {(r["model"], r["image_size"]): fit}, cal.network,
                           threads_per_rank=threads)
         steps = r.get("steps_per_epoch") or r["train_events"] // r["global_batch"]
@@ -248,6 +295,14 @@ def project_measured(records: list[dict], cal: Calibration, overlap: float) -> t
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        prof = load_profiles(args.profiles or None)
+    except ProfileError as exc:
+        return fail(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}")
+    try:
+        shares = cpu_shares(args.cpu_share)
+    except ValueError as exc:
+        return fail(str(exc))
     try:  # every output path before the minutes of calibration
         if args.calibrate:
             check_output_dir(os.path.dirname(os.path.abspath(args.calibration)), "--calibration")
@@ -255,8 +310,18 @@ def main(argv: list[str] | None = None) -> int:
             check_output_dir(os.path.dirname(os.path.abspath(args.plot)), "--plot")
         if args.emit_records:
             check_output_file(args.emit_records, "--emit-records")
+        if args.json:
+            check_output_file(args.json, "--json")
     except OutputPathError as exc:
         return fail(str(exc))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(published.as_json(prof), fh, indent=1)
+    if args.published and not args.calibrate:  # the answer needs no calibration; a full run prints it too
+        print("\n".join(published.report_lines(prof)))
+        if args.json:
+            print(f"\nJSON: {args.json}")
+        return 0
     if args.calibrate:
         calibrate(args)
     if not os.path.isfile(args.calibration):
@@ -270,19 +335,22 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"--records: {exc}")
         for p in problems:
             print(f"warning: {p}", file=sys.stderr)
-    # This machine at its largest calibrated thread count; KNL from the per-core figure (fewest threads).
+    # This machine at its largest calibrated thread count; KNL from its published achieved rate.
     threads = args.local_threads or (max(k[2] for k in cal.compute) if cal.compute else 1)
-    per_core = min(k[2] for k in cal.compute) if cal.compute else 1
     print(f"calibration {args.calibration}: {cal.host.get('cpu_model')}, compute fits ({args.statistic} of "
           "repeats):")
+    peak = cal.host.get("peak_gflops_per_core")  # calibrations before the ceilings have none
     for (model, size, t), fit in sorted(cal.compute.items()):
         flops = cal.flops[(model, size)]
+        of_peak = f", {fit.r_max * flops / 1e9 / (peak * t):.0%} of peak" if peak else ""
         print(f"  {model:8s} {size:4d}px {t:2d} thr: t0 {fit.t0_s * 1e3:8.2f} ms, r_max {fit.r_max:9.1f} images/s "
-              f"({fit.r_max * flops / 1e9:6.1f} GFLOP/s, {flops / 1e9:.2f} GFLOP/image)")
+              f"({fit.r_max * flops / 1e9:6.1f} GFLOP/s{of_peak}, {flops / 1e9:.2f} GFLOP/image)")
+    if peak:
+        print(f"  theoretical peak per core: {peak:.1f} GFLOP/s ({cal.host.get('peak_derivation')})")
     if cal.network:
         print(f"  allreduce (ring fit, 2 ranks on this host): alpha {cal.network.alpha_s * 1e6:.2f} us, "
               f"B {cal.network.bandwidth_Bps / 1e9:.2f} GB/s")
-    profiles = [local_profile(cal, threads), knl_profile(cal, per_core, args)]
+    profiles = [local_profile(cal, threads), knl_profile(cal, prof, args)]
     gpu = gpu_profile(records)
     if gpu:
         profiles.append(gpu)
@@ -291,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_id = uuid.uuid4().hex
     paper = args.global_batch == 32768 and args.events == 450_000
     for profile in profiles:
-        for case in cases(args, cal):
+        for case in cases(args, cal, prof):
             if (case.model, case.image_size) not in profile.compute:
                 continue
             small = compact_case(profile, case, cal)
@@ -302,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             preset = "paper" if paper and case.image_size == 224 else "custom"
             emitted += [projected_record(profile, case, s, preset, args.backend, sweep_id) for s in steps]
     if records:
-        valid, lines = project_measured(records, cal, args.overlap)
+        valid, lines = project_measured(records, cal, args.overlap, shares, args.calibration_cpu_share)
         print("\n## projected vs measured (each run at its own configuration; projection has no data wait)")
         print("\n".join(lines))
         emitted += valid
@@ -313,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         for rec in emitted:
             append_record(args.emit_records, rec)
         print(f"{len(emitted)} projected records appended to {args.emit_records}")
+    print("\n" + "\n".join(published.report_lines(prof)))
+    if args.json:
+        print(f"\nJSON: {args.json}")
     return 0
 
 

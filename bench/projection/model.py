@@ -98,12 +98,13 @@ class Profile:
     name: str
     system: str  # the ``system`` of its records
     compute: dict  # (model, image_size) -> ComputeFit for one rank using the whole node
-    network: AllreduceFit
+    network: AllreduceFit  # the fitted ring form; replaced by ``exchange`` when that is given
     device: str = "cpu"
     ranks_per_node: int = 1
     threads_per_rank: int = 1
     estimate: str = ""  # how the figures were obtained when not measured; empty when measured
     max_nodes: int | None = None  # a single GPU: 1
+    exchange: object = None  # a bench.projection.collectives.Exchange: algorithms by message size, fusion
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,14 @@ class Case:
     backend: str = "horovod"
     grad_bytes_per_param: int = 4  # 2: fp16 gradient compression
     overlap: float = 0.7
+    tensors: tuple = ()  # parameter counts in backward order (profiles.json workloads); () = one tensor
 
     @property
     def grad_bytes(self) -> int:
         return self.params * self.grad_bytes_per_param
+
+    def tensor_bytes(self) -> list[int]:
+        return [n * self.grad_bytes_per_param for n in self.tensors] or [self.grad_bytes]
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,8 @@ def project_step(profile: Profile, case: Case, nodes: int) -> Step:
     ranks = nodes * profile.ranks_per_node
     b = case.global_batch / ranks
     compute = fit.step_s(b)
-    allreduce = profile.network.time_s(ranks, case.grad_bytes)
+    allreduce = (profile.exchange.time_s(ranks, case.tensor_bytes()) if profile.exchange is not None
+                 else profile.network.time_s(ranks, case.grad_bytes))
     backward = BACKWARD_SHARE * b / fit.r_max
     exposed = exposed_comm_s(allreduce, backward, case.backend, case.overlap)
     return Step(nodes=nodes, ranks=ranks, per_rank_batch=b, compute_s=compute, allreduce_s=allreduce,

@@ -1,0 +1,159 @@
+"""Allreduce costs of the algorithms MPI libraries and Horovod choose, in the alpha-beta model.
+
+Pure functions of (ranks, bytes, latency alpha_s, bandwidth B): no torch, no MPI. The cost model and the
+algorithms are those of Thakur, Rabenseifner & Gropp 2005 ("Optimization of Collective Communication
+Operations in MPICH"); the ring of Patarasuk & Yuan 2009 (docs/physics-reference.md, 'Hardware'). The local
+reduction (gamma) term is left out everywhere: at these sizes the network dominates.
+
+    ring                 2 (p - 1) alpha + 2 (p - 1) / p * S / B      (reduce-scatter + allgather, p - 1 steps each)
+    recursive doubling   log2(p) alpha + log2(p) * S / B             (every step exchanges the whole vector)
+    rabenseifner         2 log2(p) alpha + 2 (p - 1) / p * S / B      (recursive-halving reduce-scatter +
+                                                                        recursive-doubling allgather)
+    binary tree          2 log2(p) (alpha + S / B)                   (reduce to a root, then broadcast)
+    parameter server     2 alpha + 2 max(1, p / servers) * S / B     (each of ``servers`` PS tasks receives and
+                                                                        sends p / servers shards of S)
+
+p that is not a power of two costs one more exchange step in the recursive algorithms (MPICH folds the extra
+ranks in first); log2 is rounded up.
+
+Choosing like the libraries do:
+* ``mpich`` (MPICH, and Intel MPI and Cray MPICH, which derive from it): recursive doubling for messages of
+  at most ``short_bytes`` (MPIR_CVAR_ALLREDUCE_SHORT_MSG_SIZE, 2048 bytes by default), Rabenseifner above.
+* ``ring`` (NCCL's and Baidu's ring; Horovod on GPUs in its 2018 paper): the ring at every size.
+* ``parameter_server``: TensorFlow's gRPC parameter servers (not an allreduce: sharded push and pull).
+
+Horovod fuses the gradients that are ready in one cycle into buffers of at most the fusion threshold
+(``fusion_buckets``) and allreduces each buffer; its hierarchical allreduce reduces within a node first
+(``hierarchical_s``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+ALGORITHMS = ("ring", "recursive_doubling", "rabenseifner", "binary_tree", "parameter_server")
+POLICIES = ("mpich", "ring", "parameter_server")
+MPICH_SHORT_BYTES = 2048  # MPIR_CVAR_ALLREDUCE_SHORT_MSG_SIZE default
+
+
+def _log2_steps(p: int) -> int:
+    return math.ceil(math.log2(p)) if p > 1 else 0
+
+
+def ring_s(p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float) -> float:
+    if p <= 1:
+        return 0.0
+    return 2 * (p - 1) * alpha_s + 2 * (p - 1) / p * nbytes / bandwidth_Bps
+
+
+def recursive_doubling_s(p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float) -> float:
+    steps = _log2_steps(p)
+    return steps * (alpha_s + nbytes / bandwidth_Bps)
+
+
+def rabenseifner_s(p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float) -> float:
+    if p <= 1:
+        return 0.0
+    return 2 * _log2_steps(p) * alpha_s + 2 * (p - 1) / p * nbytes / bandwidth_Bps
+
+
+def binary_tree_s(p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float) -> float:
+    return 2 * _log2_steps(p) * (alpha_s + nbytes / bandwidth_Bps)
+
+
+def parameter_server_s(p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float, servers: int = 1) -> float:
+    """Push then pull of S bytes per worker through ``servers`` PS tasks on their own nodes: each server's
+    link carries p / servers shards of S / servers in and out, which bounds the step."""
+    return 2 * alpha_s + 2 * max(1.0, p / servers) * nbytes / bandwidth_Bps
+
+
+COSTS = {"ring": ring_s, "recursive_doubling": recursive_doubling_s, "rabenseifner": rabenseifner_s,
+         "binary_tree": binary_tree_s}
+
+
+def choose(policy: str, p: int, nbytes: float, short_bytes: int = MPICH_SHORT_BYTES) -> str:
+    """The algorithm ``policy`` uses for one allreduce of ``nbytes`` on ``p`` ranks."""
+    if policy == "mpich":
+        return "recursive_doubling" if nbytes <= short_bytes or p <= 2 else "rabenseifner"
+    if policy in ("ring", "parameter_server"):
+        return policy
+    raise ValueError(f"unknown allreduce policy {policy!r}; choose from {', '.join(POLICIES)}")
+
+
+def allreduce_s(policy: str, p: int, nbytes: float, alpha_s: float, bandwidth_Bps: float,
+                servers: int = 1, short_bytes: int = MPICH_SHORT_BYTES) -> float:
+    """Time of one allreduce of ``nbytes`` on ``p`` ranks with the algorithm ``policy`` picks."""
+    if p <= 1:
+        return 0.0
+    algo = choose(policy, p, nbytes, short_bytes)
+    if algo == "parameter_server":
+        return parameter_server_s(p, nbytes, alpha_s, bandwidth_Bps, servers)
+    return COSTS[algo](p, nbytes, alpha_s, bandwidth_Bps)
+
+
+def fusion_buckets(tensor_bytes, threshold_bytes: float) -> list[float]:
+    """Horovod's tensor fusion: tensors, in the order they become ready, packed into buffers of at most
+    ``threshold_bytes``; a tensor larger than the threshold is reduced on its own. Threshold 0 disables
+    fusion (one allreduce per tensor). Returns the size of each allreduce."""
+    buckets: list[float] = []
+    current = 0.0
+    for size in tensor_bytes:
+        if threshold_bytes <= 0 or size > threshold_bytes:
+            if current:
+                buckets.append(current)
+                current = 0.0
+            buckets.append(float(size))
+        elif current + size > threshold_bytes:
+            buckets.append(current)
+            current = float(size)
+        else:
+            current += size
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+def hierarchical_s(nodes: int, local: int, nbytes: float, intra: tuple[float, float], inter: tuple[float, float],
+                   policy: str = "mpich") -> float:
+    """Horovod's hierarchical allreduce: a ring reduce-scatter among the ``local`` ranks of a node, then
+    ``local`` concurrent allreduces of S / local across ``nodes`` (they share the node's link, so each sees
+    B / local), then a ring allgather within the node. ``intra`` and ``inter`` are (alpha_s, B)."""
+    a_in, b_in = intra
+    a_out, b_out = inter
+    within = ring_s(local, nbytes, a_in, b_in) if local > 1 else 0.0
+    across = allreduce_s(policy, nodes, nbytes / local, a_out, b_out / local) if nodes > 1 else 0.0
+    return within + across
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """How one rank's gradients are averaged each step: a policy on a network, Horovod-style fusion and
+    cycle, and optional hierarchy (``ranks_per_node`` > 1 with ``hierarchical``)."""
+
+    policy: str
+    alpha_s: float
+    bandwidth_Bps: float
+    fusion_bytes: float = 0.0  # 0: no fusion, every tensor on its own
+    cycle_s: float = 0.0  # Horovod's cycle: a fused buffer waits half a cycle on average
+    servers: int = 1  # parameter servers
+    ranks_per_node: int = 1
+    hierarchical: bool = False
+    intra: tuple[float, float] = (0.0, float("inf"))  # (alpha_s, B) inside a node
+
+    def time_s(self, ranks: int, tensor_bytes) -> float:
+        """Seconds to average ``tensor_bytes`` (a list, in ready order) over ``ranks`` ranks."""
+        if ranks <= 1 and self.policy != "parameter_server":
+            return 0.0
+        total = 0.0
+        for size in fusion_buckets(tensor_bytes, self.fusion_bytes):
+            total += self.cycle_s / 2 + self._one(ranks, size)
+        return total
+
+    def _one(self, ranks: int, nbytes: float) -> float:
+        local = min(self.ranks_per_node, ranks)
+        if local > 1 and self.hierarchical:
+            return hierarchical_s(max(1, ranks // local), local, nbytes, self.intra,
+                                  (self.alpha_s, self.bandwidth_Bps), self.policy)
+        # A flat ring over several ranks per node: each node's link carries one ring edge, so the node link
+        # bounds the bandwidth term as for one rank per node; latency grows with all ranks.
+        return allreduce_s(self.policy, ranks, nbytes, self.alpha_s, self.bandwidth_Bps, self.servers)
