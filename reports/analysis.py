@@ -137,7 +137,8 @@ def runs(records) -> pd.DataFrame:
         "source": _col(frame, "source", "string"),
         "threads_per_rank": threads,
         "cores_available": _col(frame, "cpu.cores_available", "Int64").fillna(_col(frame, "cores_available", "Int64")),
-        "ranks_x_threads": _col(frame, "ranks_per_node", "Int64") * threads,
+        "ranks_x_threads": _col(frame, "cpu.ranks_x_threads", "Int64").fillna(_col(frame, "ranks_per_node", "Int64")
+                                                                          * threads),
         **cpu,
         "oversubscribed": _col(frame, "cpu.oversubscribed", "boolean").astype("Float64"),  # 1, 0, null: summable
         "oversubscribed_why": _col(frame, "cpu.oversubscribed_why", "string"),

@@ -35,6 +35,7 @@ class EpochTimes:
     comm_s: float = 0.0
     data_wait_s: float = 0.0
     train_loss: float = 0.0
+    cpu: dict | None = None  # this rank's CPU use around the epoch (bench/runner/cpu_use.py), set by the caller
 
 
 def _sync_device(device: torch.device) -> None:
