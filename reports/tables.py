@@ -85,7 +85,9 @@ def scaling_table(rows: pd.DataFrame) -> pd.DataFrame:
         epoch_s_max=rows["epoch_s_max"], spread_pct=100 * rows["spread"], baseline_nodes=rows["baseline_nodes"],
         speedup=rows["speedup"], efficiency=rows["efficiency"], images_per_s=rows["images_per_s"],
         compute_s=rows["compute_s"], comm_s=rows["comm_s"], data_wait_s=rows["data_wait_s"], auc=rows["auc"],
-        cpu=cpu_notes(rows), cpu_measured=rows["oversubscribed_runs"].notna())
+        cpu=[f"oversubscribed in {int(n)} of {int(r)} run(s)" if plain(n) else ""
+             for n, r in zip(rows["oversubscribed_runs"], rows["runs"])],
+        cpu_measured=rows["oversubscribed_runs"].notna())
 
 
 def gpu_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -132,7 +134,8 @@ def _labels(table: pd.DataFrame) -> pd.Series:
 
 def readable(kind: str, table: pd.DataFrame) -> tuple[tuple, pd.DataFrame]:
     """A compact view of the CSV table ``kind`` ("scaling", "gpu_comparison" or "cpu_use") for people.
-    The scaling view gains a "CPU" column (the point's CPU-use warning) when its runs measured CPU use."""
+    The scaling view gains a "CPU" column when runs measured their CPU use: "ok", or how many of the point's
+    runs were oversubscribed (why: the CPU-use table)."""
     spec = {"scaling": READ_SCALING, "gpu_comparison": READ_GPU, "cpu_use": READ_CPU}[kind]
     view = pd.DataFrame({name: table[key] for name, key in spec if key}, index=table.index)
     labels = _labels(table) if len(table) else pd.Series([], dtype="object")
