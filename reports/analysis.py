@@ -30,7 +30,7 @@ from statistics import median
 import numpy as np
 import pandas as pd
 
-from reports.frame import read_frame, to_frame
+from reports.frame import to_frame
 
 CONFIG_FIELDS = ("system", "device", "backend", "model", "image_size", "global_batch", "preset")
 SERIES = [*CONFIG_FIELDS, "projected"]
@@ -43,12 +43,6 @@ TIME_PARTS = ("compute_s", "comm_s", "data_wait_s")
 # medians, least of their least), involuntary context switches (median), runs flagged, and why (the first).
 CPU_COLUMNS = ("threads_per_rank", "cores_available", "ranks_x_threads", "util_per_thread_median",
                "util_per_thread_min", "involuntary_ctx_switches", "oversubscribed_runs", "oversubscribed_why")
-
-
-def load_measured(paths) -> tuple[pd.DataFrame, list]:
-    """``reports.frame.read_frame``: the runs of ``paths`` holding a measured epoch, and a problem per line
-    left out."""
-    return read_frame(paths)
 
 
 def _frame(records) -> pd.DataFrame:
