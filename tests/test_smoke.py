@@ -18,8 +18,9 @@ TINY = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "
 
 def documented_fields():
     table = (ROOT / "docs" / "records.md").read_text()
-    projected_only = {"projected", "projection", "validates_run_id"}
-    return [f for f in re.findall(r"^\| `(\w+)` \|", table, flags=re.M) if f not in projected_only]
+    # projected records only, and `undefined`, present only when a figure could not be computed
+    absent = {"projected", "projection", "validates_run_id", "undefined"}
+    return [f for f in re.findall(r"^\| `(\w+)` \|", table, flags=re.M) if f not in absent]
 
 
 def run(args, out):
@@ -42,6 +43,8 @@ def test_single_process_run_writes_one_complete_record(tmp_path):
     assert rec["images_per_s"] > 0 and rec["step_s_median"] > 0
     assert rec["config"]["image_size"] == 16 and rec["model_params"] > 0
     assert rec["env"]["torch"] and rec["env"]["cpu_model"]
+    assert rec["cpu"]["ranks_x_threads"] == 1 and rec["cpu"]["cores_available"] >= 1
+    assert 0 < rec["cpu"]["util_per_thread_min"] and rec["cpu"]["involuntary_ctx_switches"] >= 0
     assert (tmp_path / "w.pt").stat().st_size > 0
 
 
