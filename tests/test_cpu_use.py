@@ -3,8 +3,8 @@
 * ``sample`` reads CPU time (user + system, all threads) and context switches; ``between`` is the difference
   of two samples.
 * ``node_facts`` gives the node's cores, the CPUs this process may use, its memory and load average.
-* ``record`` merges rank 0's node facts with the ranks' figures and, when an oversubscribed run started on an
-  already loaded node, says so in ``oversubscribed_why``.
+* ``record`` merges rank 0's node facts with the ranks' figures and, when a rank ran under the utilisation
+  floor on a node already loaded at the start, adds the load average to ``oversubscribed_why``.
 """
 import time
 
@@ -44,13 +44,20 @@ RANKS = {"cores_available": 2, "util_per_thread_min": 0.5, "oversubscribed": Tru
 
 
 def test_record_merges_node_and_ranks():
-    assert cpu_use.record(NODE, RANKS) == {**NODE, **RANKS}
-    calm = dict(RANKS, oversubscribed=False, oversubscribed_why=None)
-    assert cpu_use.record(dict(NODE, load_average_start=3.5), calm) == {**NODE, **calm, "load_average_start": 3.5}
+    assert cpu_use.record(NODE, RANKS, 0.8) == {**NODE, **RANKS}
+    calm = dict(RANKS, util_per_thread_min=0.9, oversubscribed=False, oversubscribed_why=None)
+    loaded = dict(NODE, load_average_start=3.5)
+    assert cpu_use.record(loaded, calm, 0.8) == {**loaded, **calm}
 
 
-def test_an_oversubscribed_run_on_a_loaded_node_says_so():
-    got = cpu_use.record(dict(NODE, load_average_start=3.25), RANKS)
+def test_a_starved_rank_on_a_loaded_node_gets_the_load_in_the_reason():
+    got = cpu_use.record(dict(NODE, load_average_start=3.25), RANKS, 0.8)
     assert got["oversubscribed_why"] == ("the least-used rank ran 0.50 cores per thread (under 0.8); the node's load "
-                                         "average was 3.25 on 2 logical core(s) at the start: other processes were "
-                                         "competing for its cores")
+                                         "average was 3.25 on 2 logical core(s) at the start (the last minute's "
+                                         "runnable processes, earlier runs included)")
+    # a GPU run (no floor) or one flagged for its cores alone: the load is not the reason
+    crowded = dict(RANKS, util_per_thread_min=0.9, oversubscribed_why="2 rank(s) x 2 thread(s) = 4 on a node ...")
+    assert cpu_use.record(dict(NODE, load_average_start=3.25), crowded, 0.8)["oversubscribed_why"] == \
+        crowded["oversubscribed_why"]
+    assert cpu_use.record(dict(NODE, load_average_start=3.25), RANKS, None)["oversubscribed_why"] == \
+        RANKS["oversubscribed_why"]

@@ -56,15 +56,18 @@ def between(start: Sample, end: Sample) -> dict:
             "voluntary": end.voluntary - start.voluntary, "involuntary": end.involuntary - start.involuntary}
 
 
-def record(node: dict, ranks: dict) -> dict:
+def record(node: dict, ranks: dict, util_floor: float | None) -> dict:
     """The record's ``cpu`` object: rank 0's ``node_facts`` and the ranks' ``bench.runner.reduce.reduce_cpu``
-    figures. When the node was already loaded at the start (a load average above its logical cores: other
-    processes runnable), ``oversubscribed_why`` says so, since the ranks then shared their cores with them."""
+    figures (judged with ``util_floor``). When a rank ran under the floor and the node's load average at the
+    start was above its logical cores, ``oversubscribed_why`` adds the load: processes other than the ranks
+    were likely taking their cores (the load average looks back a minute, so an earlier run of the same sweep
+    counts too)."""
     out = {**node, **ranks}
-    load, logical = node.get("load_average_start"), node.get("logical_cores")
-    if out.get("oversubscribed") and load is not None and logical and load > logical:
+    load, logical, least = node.get("load_average_start"), node.get("logical_cores"), ranks.get("util_per_thread_min")
+    starved = util_floor is not None and least is not None and least < util_floor
+    if starved and load is not None and logical and load > logical:
         out["oversubscribed_why"] += (f"; the node's load average was {load:g} on {logical} logical core(s) at the "
-                                      "start: other processes were competing for its cores")
+                                      "start (the last minute's runnable processes, earlier runs included)")
     return out
 
 

@@ -143,7 +143,8 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
     env = environment(world.hosts, mpi_library())
     gpu = env["gpu_name"] if device.type == "cuda" else None
     # On a GPU the host threads mostly wait for the device: their utilisation says nothing of oversubscription.
-    cpu = reduce_cpu(ranks, cpu_use.UTIL_FLOOR if device.type == "cpu" else None)
+    floor = cpu_use.UTIL_FLOOR if device.type == "cpu" else None
+    cpu = reduce_cpu(ranks, floor)
     return records.new_record(
         sweep_id=sweep_id,
         git_rev=git_rev(),
@@ -176,7 +177,7 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         data={**data.source.describe(), "split": data.split.describe(), "split_seed": cfg.seed},
         batchnorm="per_rank",
         **reduce_ranks(ranks, train_events),
-        cpu=cpu_use.record(node, cpu),
+        cpu=cpu_use.record(node, cpu, floor),
         auc=aucs,
         val_loss=losses,
         test_auc=comparison.get("auc") if comparison else None,
