@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{n} rank(s), backend {backend}: "
                       f"{'%.1f images/s' % rate if rate else 'no measured epoch'}, "
                       f"final AUC {record['auc'][-1]:.4f}; record appended to {cfg.out}", flush=True)
+                cpu = record.get("cpu") or {}
+                if cpu.get("oversubscribed"):  # once, by this run's rank 0
+                    print(f"warning: the {n}-rank run {record['run_id']} was oversubscribed: "
+                          f"{cpu['oversubscribed_why']}; its times measure the competition for cores, not the "
+                          "scaling (set --threads, or fewer ranks per node)", file=sys.stderr, flush=True)
             if sub is not world:
                 sub.free()
         world.idle_barrier()

@@ -1,6 +1,6 @@
-"""From records to numbers: grouping, medians, speedup, efficiency, GPU crossover.
+"""From the runs' frame (``reports.frame``) to numbers: points, speedup, efficiency, GPU crossover, CPU use.
 
-Pure functions on plain dicts and lists; nothing here plots or writes files.
+Pandas group-bys on the frame; nothing here plots or writes files.
 
 Vocabulary
 * configuration: the fields in ``CONFIG_FIELDS``. Records of one configuration at one node
@@ -13,40 +13,55 @@ Vocabulary
   measurements).
 * speedup at N = epoch time at the series' smallest node count / epoch time at N;
   efficiency = speedup / (N / smallest node count).
+
+Frames of points (``group_points``, ``scaling_rows``) have one row per point, sorted by configuration (each
+field compared as text), projected flag and node count, with the columns ``CONFIG_FIELDS``, ``projected``,
+``nodes``, ``world_sizes`` (list), ``runs``, ``epoch_s`` (s: median, ``epoch_s_min``, ``epoch_s_max``),
+``spread``, ``images_per_s`` (with ``_min``, ``_max``), ``train_events``, ``auc``, ``compute_s``,
+``comm_s``, ``data_wait_s`` (s per epoch), ``sources`` (list of ``path:line``), the CPU use (``CPU_COLUMNS``;
+null for runs that did not measure it) and, from ``scaling_rows``, ``baseline_nodes``,
+``baseline_projected``, ``speedup`` (``_min``, ``_max``) and ``efficiency`` (a fraction).
 """
 from __future__ import annotations
 
 import math
 from statistics import median
 
-from bench.records import Problem, read_records
+import numpy as np
+import pandas as pd
+
+from reports.frame import to_frame
 
 CONFIG_FIELDS = ("system", "device", "backend", "model", "image_size", "global_batch", "preset")
+SERIES = [*CONFIG_FIELDS, "projected"]
+POINT = [*SERIES, "nodes"]
 # The fields a CPU cluster and a GPU baseline must share to be compared.
 COMPARE_FIELDS = ("model", "image_size", "global_batch")
 SPREAD_WARN = 0.10  # repeats that disagree by more than this (max/min - 1) get a warning
 TIME_PARTS = ("compute_s", "comm_s", "data_wait_s")
+# Per point, from the runs' ``cpu`` objects: threads, cores, utilisation per thread (median of the runs'
+# medians, least of their least), involuntary context switches (median), runs flagged, and why (the first).
+CPU_COLUMNS = ("threads_per_rank", "cores_available", "ranks_x_threads", "util_per_thread_median",
+               "util_per_thread_min", "involuntary_ctx_switches", "oversubscribed_runs", "oversubscribed_why")
 
 
-def load_measured(paths) -> tuple[list[dict], list[Problem]]:
-    """The records of ``paths`` that hold a measured epoch (``bench.records.read_records``), and a problem
-    for every line left out, runs without a measured epoch included. Raises FileNotFoundError naming a
-    missing file."""
-    records, problems = read_records(paths)
-    kept = []
-    for rec in records:
-        if rec["epoch_s"]:
-            kept.append(rec)
-        else:
-            path, _, line = rec["_source"].rpartition(":")
-            problems.append(Problem(path, int(line), f"no measured epoch (epoch_s is empty) in run {rec['run_id']}; "
-                                                     "skipped"))
-    problems.sort(key=lambda p: (p.path, p.line))
-    return kept, problems
+def _frame(records) -> pd.DataFrame:
+    return records if isinstance(records, pd.DataFrame) else to_frame(list(records))
 
 
-def config_of(rec: dict) -> tuple:
-    return tuple(rec[f] for f in CONFIG_FIELDS)
+def _col(frame: pd.DataFrame, name: str, dtype="float64") -> pd.Series:
+    """Column ``name``, or nulls of ``dtype`` where no record has the field."""
+    return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=dtype)
+
+
+def config_of(row) -> tuple:
+    """A point's or run's configuration as a tuple of plain Python values (``CONFIG_FIELDS`` order)."""
+    return tuple(plain(row[f]) for f in CONFIG_FIELDS)
+
+
+def _configs(frame: pd.DataFrame) -> pd.Series:
+    """Each row's configuration tuple (``config_of``), as an object column."""
+    return pd.Series([config_of(r) for _, r in frame.iterrows()], index=frame.index, dtype="object")
 
 
 def config_label(config: tuple, fields=CONFIG_FIELDS) -> str:
@@ -64,126 +79,153 @@ def config_label(config: tuple, fields=CONFIG_FIELDS) -> str:
     return ", ".join(parts)
 
 
-def nodes_of(rec: dict) -> int:
-    """The scaling coordinate of a run: its number of ranks.
-
-    With one rank per node (the study's KNL runs, the launchers' default) this is the node count. Keying on
-    ranks, not on ``nodes``, keeps the points of a sweep inside one node (1, 2, 4 ranks on a workstation,
-    or the first points of a multi-rank-per-node sweep) apart instead of merging them as repeats.
-    """
-    return rec["world_size"]
-
-
-def run_epoch_s(rec: dict) -> float:
-    return median(rec["epoch_s"])
+def plain(value):
+    """``value`` as a plain Python value: numpy scalars unwrapped, every kind of null as None."""
+    if isinstance(value, (list, tuple, dict)):
+        return value
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
-def run_images_per_s(rec: dict) -> float | None:
-    if rec.get("images_per_s") is not None:
-        return rec["images_per_s"]
-    if rec.get("train_events") is not None:
-        return rec["train_events"] / run_epoch_s(rec)
-    return None
-
-
-def _median_of(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return median(values) if values else None
-
-
-def _last(values) -> float | None:
-    return values[-1] if values else None
-
-
-def make_point(recs: list[dict]) -> dict:
-    """One point from the repeats ``recs`` (same configuration, node count and projected flag)."""
-    times = [run_epoch_s(r) for r in recs]
-    ips = [v for v in map(run_images_per_s, recs) if v is not None]
-    point = {
-        "config": config_of(recs[0]),
-        "projected": bool(recs[0].get("projected", False)),
-        "nodes": nodes_of(recs[0]),
-        "world_sizes": sorted({r["world_size"] for r in recs}),
-        "runs": len(recs),
-        "epoch_s": median(times),
-        "epoch_s_min": min(times),
-        "epoch_s_max": max(times),
-        "spread": max(times) / min(times) - 1,
-        "images_per_s": _median_of(ips),
-        "train_events": _median_of(r.get("train_events") for r in recs),
-        "images_per_s_min": min(ips) if ips else None,
-        "images_per_s_max": max(ips) if ips else None,
-        "auc": _median_of(_last(r.get("auc") or []) for r in recs),
-        "sources": [r.get("_source", "?") for r in recs],
-    }
-    for part in TIME_PARTS:
-        point[part] = _median_of(r.get(part) for r in recs)
-    return point
-
-
-def group_points(records: list[dict]) -> list[dict]:
-    """Points of every series, sorted by configuration, projected flag and node count."""
-    groups: dict[tuple, list[dict]] = {}
-    for rec in records:
-        key = (config_of(rec), bool(rec.get("projected", False)), nodes_of(rec))
-        groups.setdefault(key, []).append(rec)
-    return [make_point(groups[k]) for k in sorted(groups, key=lambda k: (tuple(map(str, k[0])), k[1], k[2]))]
-
-
-def series_of(points: list[dict]) -> dict[tuple, list[dict]]:
-    """``{(config, projected): [points sorted by nodes]}`` in a stable order."""
-    out: dict[tuple, list[dict]] = {}
-    for p in points:
-        out.setdefault((p["config"], p["projected"]), []).append(p)
-    for pts in out.values():
-        pts.sort(key=lambda p: p["nodes"])
+def records_of(frame: pd.DataFrame) -> list[dict]:
+    """The rows of ``frame`` as dicts of plain Python values (``plain``), each with its ``config`` tuple
+    added when the frame has the configuration's columns: the form the figures draw from."""
+    out = []
+    for row in frame.to_dict("records"):
+        row = {k: plain(v) for k, v in row.items()}
+        if all(f in row for f in CONFIG_FIELDS):
+            row["config"] = config_of(row)
+        out.append(row)
     return out
 
 
-def add_scaling(points: list[dict]) -> list[dict]:
-    """Copies of ``points`` with baseline_nodes, speedup (with min/max from the spread) and efficiency.
+def runs(records) -> pd.DataFrame:
+    """One row per run with what the points need: ``CONFIG_FIELDS``, ``projected``, ``nodes`` (the scaling
+    coordinate: the run's number of ranks, see below), ``world_size``, ``epoch_s`` (the run's median
+    measured epoch, s), ``images_per_s`` (recorded, else ``train_events`` / epoch_s), ``train_events``,
+    ``auc`` (after the last epoch), ``compute_s``, ``comm_s``, ``data_wait_s``, ``source`` and the run's CPU
+    use. ``records``: the frame of ``reports.frame`` (or record dicts).
+
+    Points are keyed on ranks, not on the record's ``nodes``: with one rank per node (the study's KNL runs,
+    the launchers' default) that is the node count, and a sweep inside one node (1, 2, 4 ranks on a
+    workstation) keeps its points apart instead of merging them as repeats.
+    """
+    frame = _frame(records)
+    epoch_s = frame["epoch_s"].map(lambda times: float(median(times))).astype("float64")
+    train_events = _col(frame, "train_events", "Int64").astype("float64")
+    cpu = {name: _col(frame, f"cpu.{name}") for name in ("util_per_thread_median", "util_per_thread_min",
+                                                         "involuntary_ctx_switches")}
+    threads = _col(frame, "threads_per_rank", "Int64")
+    return pd.DataFrame({
+        **{f: frame[f] for f in CONFIG_FIELDS},
+        "projected": _col(frame, "projected", "boolean").fillna(False).astype(bool),
+        "nodes": frame["world_size"],
+        "world_size": frame["world_size"],
+        "epoch_s": epoch_s,
+        "images_per_s": _col(frame, "images_per_s").fillna(train_events / epoch_s),
+        "train_events": train_events,
+        "auc": _col(frame, "auc", "object").map(lambda a: a[-1] if isinstance(a, list) and a else None)
+                                           .astype("float64"),
+        **{part: _col(frame, part) for part in TIME_PARTS},
+        "source": _col(frame, "source", "string"),
+        "threads_per_rank": threads,
+        "cores_available": _col(frame, "cpu.cores_available", "Int64").fillna(_col(frame, "cores_available", "Int64")),
+        "ranks_x_threads": _col(frame, "cpu.ranks_x_threads", "Int64").fillna(_col(frame, "ranks_per_node", "Int64")
+                                                                          * threads),
+        **cpu,
+        "oversubscribed": _col(frame, "cpu.oversubscribed", "boolean").astype("Float64"),  # 1, 0, null: summable
+        "oversubscribed_why": _col(frame, "cpu.oversubscribed_why", "string"),
+    })
+
+
+def _first(values: pd.Series):
+    values = values.dropna()
+    return values.iloc[0] if len(values) else None
+
+
+def group_points(records) -> pd.DataFrame:
+    """Points of every series (the module's docstring gives the columns), from the runs' frame or records."""
+    table = runs(records)
+    grouped = table.groupby(POINT, sort=False, dropna=False)
+    points = grouped.agg(
+        world_sizes=("world_size", lambda s: sorted({int(v) for v in s})),
+        runs=("epoch_s", "size"),
+        epoch_s=("epoch_s", "median"),
+        epoch_s_min=("epoch_s", "min"),
+        epoch_s_max=("epoch_s", "max"),
+        images_per_s=("images_per_s", "median"),
+        train_events=("train_events", "median"),
+        images_per_s_min=("images_per_s", "min"),
+        images_per_s_max=("images_per_s", "max"),
+        auc=("auc", "median"),
+        **{part: (part, "median") for part in TIME_PARTS},
+        sources=("source", list),
+        threads_per_rank=("threads_per_rank", "max"),
+        cores_available=("cores_available", "min"),
+        ranks_x_threads=("ranks_x_threads", "max"),
+        util_per_thread_median=("util_per_thread_median", "median"),
+        util_per_thread_min=("util_per_thread_min", "min"),
+        involuntary_ctx_switches=("involuntary_ctx_switches", "median"),
+        oversubscribed_runs=("oversubscribed", lambda s: s.sum(min_count=1)),  # null: no run measured it
+        oversubscribed_why=("oversubscribed_why", _first),
+    ).reset_index()
+    points["spread"] = points["epoch_s_max"] / points["epoch_s_min"] - 1
+    points["oversubscribed_runs"] = points["oversubscribed_runs"].astype("Int64")
+    # Configuration fields compared as text, as the figures' colours are assigned.
+    return points.sort_values(POINT, key=lambda s: s.astype(str) if s.name in CONFIG_FIELDS else s,
+                              kind="stable", ignore_index=True)
+
+
+def series_of(points: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """``{(config, projected): its points sorted by nodes}`` in the points' order."""
+    out = {}
+    for key, pts in points.groupby(SERIES, sort=False, dropna=False):
+        out[(tuple(plain(v) for v in key[:-1]), bool(key[-1]))] = pts.sort_values("nodes", kind="stable")
+    return out
+
+
+def add_scaling(points: pd.DataFrame) -> pd.DataFrame:
+    """``points`` with baseline_nodes, speedup (with min/max from the spread) and efficiency.
 
     A measured series is scaled against its own smallest node count. A projected series is
     scaled against the measured baseline of the same configuration when there is one (so its
     dashed line continues the measured curve), else against its own smallest node count;
     ``baseline_projected`` says which.
     """
-    all_series = series_of(points)
-    out = []
-    for (config, projected), pts in all_series.items():
-        base = pts[0]
-        if projected and (config, False) in all_series:
-            base = all_series[(config, False)][0]
-        for p in pts:
-            scale = p["nodes"] / base["nodes"]
-            speedup = base["epoch_s"] / p["epoch_s"]
-            out.append(dict(
-                p,
-                baseline_nodes=base["nodes"],
-                baseline_projected=base["projected"],
-                speedup=speedup,
-                # The range of speedups the repeats at N allow, against the baseline's median.
-                speedup_min=base["epoch_s"] / p["epoch_s_max"],
-                speedup_max=base["epoch_s"] / p["epoch_s_min"],
-                efficiency=speedup / scale,
-            ))
-    return out
+    points = points.sort_values(POINT, key=lambda s: s.astype(str) if s.name in CONFIG_FIELDS else s,
+                                kind="stable", ignore_index=True)
+    own = points.groupby(SERIES, sort=False, dropna=False)[["nodes", "epoch_s"]].transform("first")
+    measured = (points[~points["projected"]].groupby(list(CONFIG_FIELDS), sort=False, dropna=False)
+                [["nodes", "epoch_s"]].first())
+    there = points[list(CONFIG_FIELDS)].join(measured, on=list(CONFIG_FIELDS))
+    use_measured = points["projected"] & there["nodes"].notna()
+    base_nodes = there["nodes"].where(use_measured, own["nodes"])
+    base_epoch_s = there["epoch_s"].where(use_measured, own["epoch_s"])
+    speedup = base_epoch_s / points["epoch_s"]
+    return points.assign(
+        baseline_nodes=base_nodes,
+        baseline_projected=points["projected"] & ~use_measured,
+        speedup=speedup,
+        # The range of speedups the repeats at N allow, against the baseline's median.
+        speedup_min=base_epoch_s / points["epoch_s_max"],
+        speedup_max=base_epoch_s / points["epoch_s_min"],
+        efficiency=speedup / (points["nodes"] / base_nodes),
+    )
 
 
-def scaling_rows(records: list[dict]) -> list[dict]:
+def scaling_rows(records) -> pd.DataFrame:
     """Every point with its scaling numbers: the main table."""
     return add_scaling(group_points(records))
 
 
 # --- CPU cluster against one GPU -------------------------------------------------------
 
-def is_gpu_baseline(rec: dict) -> bool:
-    return rec["device"] == "cuda" and rec["world_size"] == 1 and not rec.get("projected", False)
-
-
-def gpu_baselines(records: list[dict]) -> list[dict]:
+def gpu_baselines(records) -> pd.DataFrame:
     """One point per GPU configuration, from the measured single-GPU (world_size 1) runs."""
-    return group_points([r for r in records if is_gpu_baseline(r)])
+    frame = _frame(records)
+    projected = _col(frame, "projected", "boolean").fillna(False).astype(bool)
+    return group_points(frame[(frame["device"] == "cuda") & (frame["world_size"] == 1) & ~projected])
 
 
 def crossover(nodes: list[int], ratios: list[float]) -> tuple[float | None, str]:
@@ -205,97 +247,112 @@ def crossover(nodes: list[int], ratios: list[float]) -> tuple[float | None, str]
     return None, "not reached"
 
 
-def _time_ratio(gpu: dict, cpu: dict) -> float:
-    """GPU time / CPU time for the same events: epoch times per training event (plain epoch times when a
-    record does not say its events)."""
-    if gpu.get("train_events") and cpu.get("train_events"):
-        return (gpu["epoch_s"] / gpu["train_events"]) / (cpu["epoch_s"] / cpu["train_events"])
-    return gpu["epoch_s"] / cpu["epoch_s"]
-
-
-def gpu_comparison(rows: list[dict], gpus: list[dict]) -> tuple[list[dict], list[dict]]:
+def gpu_comparison(rows: pd.DataFrame, gpus: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare every CPU series in ``rows`` (from ``scaling_rows``) with every matching GPU baseline.
 
     Returns ``(summary, ratios)``: one summary row per (CPU series, GPU baseline) with the
     crossover node count and the ratio at the largest N; one ratio row per node count.
     The ratio is GPU epoch time / CPU epoch time over the same events (the CPU run's epoch; each time is
-    scaled by its run's training events): above 1 the cluster is faster.
+    scaled by its run's training events): above 1 the cluster is faster. Both frames carry ``cpu_config``
+    and ``gpu_config`` (tuples) and ``projected``; ratios ``nodes``, ``cpu_epoch_s``, ``gpu_epoch_s``,
+    ``ratio``; the summary ``gpu_epoch_s``, ``gpu_runs``, ``crossover_nodes`` (None when not reached),
+    ``crossover`` (text), ``largest_nodes`` and ``ratio_at_largest``.
     """
-    summary, ratios = [], []
-    for (config, projected), pts in series_of([r for r in rows if r["config"][1] == "cpu"]).items():
-        cpu = dict(zip(CONFIG_FIELDS, config))
-        for gpu in gpus:
-            g = dict(zip(CONFIG_FIELDS, gpu["config"]))
-            if any(cpu[f] != g[f] for f in COMPARE_FIELDS):
-                continue
-            # Runs may differ in events per epoch: compare times per event, and give the GPU's time for
-            # the CPU run's epoch (the same events), not the GPU run's own epoch time.
-            rs = [_time_ratio(gpu, p) for p in pts]
-            nodes = [p["nodes"] for p in pts]
-            for p, r in zip(pts, rs):
-                ratios.append({"cpu_config": config, "gpu_config": gpu["config"], "projected": projected,
-                               "nodes": p["nodes"], "cpu_epoch_s": p["epoch_s"],
-                               "gpu_epoch_s": p["epoch_s"] * r, "ratio": r})
-            n_cross, text = crossover(nodes, rs)
-            summary.append({"cpu_config": config, "gpu_config": gpu["config"], "projected": projected,
-                            "gpu_epoch_s": pts[-1]["epoch_s"] * rs[-1], "gpu_runs": gpu["runs"],
-                            "crossover_nodes": n_cross, "crossover": text,
-                            "largest_nodes": nodes[-1], "ratio_at_largest": rs[-1]})
-    return summary, ratios
+    cpu = rows[rows["device"] == "cpu"].copy()
+    cpu["series"] = cpu.groupby(SERIES, sort=False, dropna=False).ngroup()
+    cpu["cpu_config"] = _configs(cpu)
+    gpu = gpus.reset_index(drop=True)
+    gpu = gpu.assign(gpu=gpu.index, gpu_config=_configs(gpu))
+    pairs = cpu.merge(gpu, on=list(COMPARE_FIELDS), suffixes=("", "_gpu"))
+    pairs = pairs.sort_values(["series", "gpu", "nodes"], kind="stable", ignore_index=True)
+    # Runs may differ in events per epoch: compare times per event, and give the GPU's time for the CPU
+    # run's epoch (the same events), not the GPU run's own epoch time.
+    per_event = (pairs["train_events_gpu"].fillna(0) != 0) & (pairs["train_events"].fillna(0) != 0)
+    pairs["ratio"] = ((pairs["epoch_s_gpu"] / pairs["train_events_gpu"]) / (pairs["epoch_s"] / pairs["train_events"])
+                      ).where(per_event, pairs["epoch_s_gpu"] / pairs["epoch_s"])
+    pairs["gpu_epoch_s"] = pairs["epoch_s"] * pairs["ratio"]
+    ratios = pairs.rename(columns={"epoch_s": "cpu_epoch_s"})[
+        ["cpu_config", "gpu_config", "projected", "nodes", "cpu_epoch_s", "gpu_epoch_s", "ratio"]]
+    grouped = pairs.groupby(["series", "gpu"], sort=False)
+    summary = grouped.agg(cpu_config=("cpu_config", "first"), gpu_config=("gpu_config", "first"),
+                          projected=("projected", "first"), gpu_epoch_s=("gpu_epoch_s", "last"),
+                          gpu_runs=("runs_gpu", "first"), largest_nodes=("nodes", "last"),
+                          ratio_at_largest=("ratio", "last")).reset_index(drop=True)
+    cross = [crossover([int(n) for n in g["nodes"]], list(g["ratio"])) for _, g in grouped]
+    summary["crossover_nodes"] = pd.Series([c[0] for c in cross], dtype="float64")
+    summary["crossover"] = [c[1] for c in cross]
+    return summary, ratios.reset_index(drop=True)
 
 
 # --- Warnings and provenance ------------------------------------------------------------
 
-def point_warnings(rows: list[dict]) -> list[str]:
-    """What a reader must know before trusting the numbers (measured points only)."""
-    out = []
-    quick = sorted({r["config"] for r in rows if r["config"][CONFIG_FIELDS.index("preset")] == "quick"})
-    for config in quick:
-        out.append(f"{config_label(config)}: preset 'quick' (smoke-sized runs): these numbers are not benchmarks")
-    for r in rows:
-        if r["projected"]:
-            continue
-        where = f"{config_label(r['config'])} at {r['nodes']} node(s)"
-        if r["spread"] > SPREAD_WARN + 1e-9:  # exactly 10% (20 s vs 22 s) is not "more than"
-            out.append(f"{where}: repeats disagree by {r['spread']:.0%} (max/min - 1 of epoch times "
-                       f"{r['epoch_s_min']:.4g}..{r['epoch_s_max']:.4g} s)")
-        if r["runs"] == 1:
-            out.append(f"{where}: only one run, no repeat to judge the spread")
-        if len(r["world_sizes"]) > 1:
-            out.append(f"{where}: repeats have different world sizes {r['world_sizes']}; combined as one point")
-    return out
+def _where(rows: pd.DataFrame) -> pd.Series:
+    return pd.Series([f"{config_label(config_of(r))} at {int(r['nodes'])} node(s)" for _, r in rows.iterrows()],
+                     index=rows.index, dtype="object")
 
 
-def _hosts_count(env: dict):
-    hosts = env.get("hosts")
+def point_warnings(rows: pd.DataFrame) -> list[str]:
+    """What a reader must know before trusting the numbers (measured points only), in the order: quick
+    configurations, then per point its spread, single run, mixed world sizes and CPU oversubscription."""
+    quick = sorted({config_of(r) for _, r in rows[rows["preset"] == "quick"].iterrows()})
+    out = [f"{config_label(c)}: preset 'quick' (smoke-sized runs): these numbers are not benchmarks" for c in quick]
+    measured = rows[~rows["projected"]]
+    if measured.empty:
+        return out
+    where = _where(measured)
+    flagged = measured["oversubscribed_runs"].fillna(0).astype(int)
+    messages = pd.DataFrame({
+        # exactly 10% (20 s vs 22 s) is not "more than"
+        "spread": (where + measured.apply(lambda r: f": repeats disagree by {r['spread']:.0%} (max/min - 1 of epoch "
+                                                    f"times {r['epoch_s_min']:.4g}..{r['epoch_s_max']:.4g} s)", axis=1)
+                   ).where(measured["spread"] > SPREAD_WARN + 1e-9),
+        "single": (where + ": only one run, no repeat to judge the spread").where(measured["runs"] == 1),
+        "mixed": (where + measured["world_sizes"].map(lambda w: f": repeats have different world sizes {w}; "
+                                                                "combined as one point")
+                  ).where(measured["world_sizes"].map(len) > 1),
+        "cpu": (where + ": " + cpu_notes(measured)).where(flagged > 0),
+    }, index=measured.index)
+    return out + [m for m in messages.to_numpy().ravel() if isinstance(m, str)]  # row by row, in column order
+
+
+def cpu_notes(points: pd.DataFrame) -> pd.Series:
+    """Per point, the CPU-use warning text (empty where no run was oversubscribed): how many runs and why."""
+    def note(r) -> str:
+        n = r["oversubscribed_runs"]
+        if n is None or pd.isna(n) or n == 0:
+            return ""
+        return (f"CPU oversubscribed in {int(n)} of {int(r['runs'])} run(s): {r['oversubscribed_why'] or 'see cpu'}")
+    return points.apply(note, axis=1).astype("object") if len(points) else pd.Series([], dtype="object")
+
+
+def _hosts_count(hosts):
     if isinstance(hosts, (list, tuple)):
         return len(hosts)
-    return hosts
+    return plain(hosts)
 
 
-def environments(records: list[dict]) -> list[dict]:
-    """Per (system, device): the software and hardware the records came from, and their dates."""
-    groups: dict[tuple, list[dict]] = {}
-    for rec in records:
-        groups.setdefault((rec["system"], rec["device"]), []).append(rec)
-    out = []
-    for (system, device), recs in sorted(groups.items()):
-        envs = [r.get("env") or {} for r in recs]
+def environments(records) -> pd.DataFrame:
+    """Per (system, device), sorted: ``runs``, ``projected_runs``, the distinct ``cpu_model``, ``gpu_name``,
+    ``torch``, ``mpi_library``, ``horovod`` (sorted lists of text), ``hosts_max`` (None without hosts) and
+    ``dates`` (``first .. last`` day, UTC) of the records."""
+    frame = _frame(records)
 
-        def values(get):
-            return sorted({str(v) for v in map(get, envs) if v not in (None, "")})
+    def values(s: pd.Series) -> list[str]:
+        return sorted({str(v) for v in s.dropna() if v != ""})
 
-        dates = sorted(r["timestamp"][:10] for r in recs if r.get("timestamp"))
-        hosts = [h for h in map(_hosts_count, envs) if isinstance(h, int)]
-        out.append({
-            "system": system, "device": device, "runs": len(recs),
-            "projected_runs": sum(bool(r.get("projected")) for r in recs),
-            "cpu_model": values(lambda e: e.get("cpu_model")),
-            "gpu_name": values(lambda e: e.get("gpu_name")),
-            "hosts_max": max(hosts) if hosts else None,
-            "torch": values(lambda e: e.get("torch")),
-            "mpi_library": values(lambda e: e.get("mpi_library")),
-            "horovod": values(lambda e: e.get("horovod")),
-            "dates": f"{dates[0]} .. {dates[-1]}" if dates else "",
-        })
-    return out
+    table = pd.DataFrame({
+        "system": frame["system"], "device": frame["device"],
+        "projected": _col(frame, "projected", "boolean").fillna(False).astype(int),
+        "day": _col(frame, "timestamp", "datetime64[ns, UTC]").dt.strftime("%Y-%m-%d"),
+        "hosts": _col(frame, "env.hosts", "object").map(_hosts_count, na_action="ignore"),
+        **{f: _col(frame, f"env.{f}", "string") for f in ("cpu_model", "gpu_name", "torch", "mpi_library", "horovod")},
+    })
+    table["hosts"] = table["hosts"].where(table["hosts"].map(lambda h: isinstance(h, int)))
+    out = table.groupby(["system", "device"], sort=True).agg(
+        runs=("system", "size"), projected_runs=("projected", "sum"),
+        **{f: (f, values) for f in ("cpu_model", "gpu_name", "torch", "mpi_library", "horovod")},
+        hosts_max=("hosts", lambda h: plain(h.dropna().max()) if h.notna().any() else None),
+        first=("day", "min"), last=("day", "max"),
+    ).reset_index()
+    out["dates"] = [f"{a} .. {b}" if isinstance(a, str) else "" for a, b in zip(out["first"], out["last"])]
+    return out.drop(columns=["first", "last"])

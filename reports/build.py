@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.errors import fail
 from bench.outputs import OutputPathError, check_output_dir, make_output_dir
 from reports import analysis
+from reports.frame import read_frame
 
 PROG = "python -m reports.build"
 
@@ -28,51 +29,45 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # Read: a missing file is the caller's mistake; a broken line is reported and skipped. --out is checked
+    # first and created only once the records are found, so a mistyped record path leaves no directory.
     try:
-        check_output_dir(args.out, "--out")  # created only once there is something to write
-    except OutputPathError as err:
-        return fail(str(err))
-
-    # Read: a missing file is the caller's mistake; a broken line is reported and skipped.
-    try:
-        records, problems = analysis.load_measured(args.records)
-    except FileNotFoundError as err:
+        check_output_dir(args.out, "--out")
+        frame, problems = read_frame(args.records)
+        make_output_dir(args.out, "--out")
+    except (OutputPathError, FileNotFoundError) as err:
         return fail(str(err))
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
-    if not records:
+    if frame.empty:
         return fail("no valid records in " + ", ".join(map(str, args.records)))
 
-    # Analyse: points, scaling, GPU comparison, warnings, provenance.
-    rows = analysis.scaling_rows(records)
-    summary, ratios = analysis.gpu_comparison(rows, analysis.gpu_baselines(records))
+    # Analyse: points, scaling, GPU comparison, warnings, provenance (pandas, on the runs' frame).
+    rows = analysis.scaling_rows(frame)
+    summary, ratios = analysis.gpu_comparison(rows, analysis.gpu_baselines(frame))
     warnings = analysis.point_warnings(rows)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
     # Draw and write. Plotting is imported here so that loading and analysis stay light.
-    from reports import cnn_vs_cuts, figures, render
-
-    try:
-        make_output_dir(args.out, "--out")
-    except OutputPathError as err:
-        return fail(str(err))
+    from reports import cnn_vs_cuts, figures, render, tables
 
     names = figures.all_figures(rows, summary, ratios, args.out)
-    tables = render.write_tables(args.out, rows, summary, ratios)
-    entries = cnn_vs_cuts.entries_from_records(records)
+    views = tables.write_tables(args.out, rows, summary, ratios)
+    entries = cnn_vs_cuts.entries_from_frame(frame)
     if entries:  # runs whose records carry the comparison with the cut-based selection
         cnn_vs_cuts.roc_figure(entries, args.out)
         names.append("roc")
         sizes = {e["image_size"] for e in entries}
         cnn_vs_cuts.write_tables(entries, args.out, image_size=sizes.pop() if len(sizes) == 1 else None)
     blocks = render.report_blocks(
-        sources=args.records, figures=names, tables=tables, envs=analysis.environments(records),
-        problems=problems, warnings=warnings, quick=any(r["preset"] == "quick" for r in records),
+        sources=args.records, figures=names, tables=views, summary=tables.summary_table(rows, summary),
+        environment=tables.environment_table(analysis.environments(frame)), problems=problems, warnings=warnings,
+        quick=bool((frame["preset"] == "quick").any()),
         physics=cnn_vs_cuts.report_table(entries) if entries else None)
     index = render.write_reports(args.out, blocks)
 
-    print(f"{len(records)} records, {len(rows)} points; report: {index}")
+    print(f"{len(frame)} records, {len(rows)} points; report: {index}")
     return 0
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from reports.render import markdown_table, write_csv  # noqa: E402
+from reports.analysis import plain  # noqa: E402
+from reports.tables import markdown_table, write_csv  # noqa: E402
 
 # The KISTI study (Kim et al., Section 3; docs/physics-reference.md, 'Published results'): AUC, signal-efficiency
 # ratio at the cut's background efficiency, significance ratio; the false-positive rate of the comparison point.
@@ -124,18 +126,31 @@ REPORT_COLUMNS = ("run", "test events", "AUC", "eff. ratio", "s/sqrt(b) ratio", 
                   "bkg. events in SR")
 
 
-def entries_from_records(records: list[dict], most: int = 12) -> list[dict]:
-    """Comparison entries of the runs whose record carries one (real or synthetic data with jet quantities),
-    newest ``most`` of them, ordered by configuration and rank count."""
-    usable = [r for r in records if isinstance(r.get("physics"), dict) and r["physics"].get("roc")]
-    usable = sorted(usable, key=lambda r: r.get("timestamp", ""))[-most:]
-    configs = {(r.get("system"), r.get("model"), r.get("image_size"), r.get("preset")) for r in usable}
+def entries_from_frame(frame: pd.DataFrame, most: int = 12) -> list[dict]:
+    """Comparison entries of the runs whose record carries one (``physics.roc``; real or synthetic data with
+    jet quantities), from the runs' frame (``reports.frame``): the newest ``most`` of them, ordered by
+    configuration and rank count. Each entry is the run's ``physics`` object (nested again, nulls as None)
+    with ``label``, ``image_size`` and ``run_id``."""
+    if "physics.roc.fpr" not in frame:
+        return []
+    usable = frame[frame["physics.roc.fpr"].map(lambda v: isinstance(v, list))]
+    usable = usable.sort_values("timestamp", kind="stable", na_position="first").tail(most)
+    configs = set(zip(usable["system"], usable["model"], usable["image_size"], usable["preset"]))
+    usable = usable.assign(_system=usable["system"].astype(str)).sort_values(
+        ["_system", "model", "image_size", "world_size"], kind="stable")
+    physics = [c for c in usable.columns if c.startswith("physics.")]
     entries = []
-    for r in sorted(usable, key=lambda r: (str(r.get("system")), r.get("model"), r.get("image_size"), r["world_size"])):
+    for _, r in usable.iterrows():
         label = f"{r['world_size']} rank(s)"
         if len(configs) > 1:
-            label += f", {r.get('model')} {r.get('image_size')}px, {r.get('system')}"
-        entries.append({"label": label, "image_size": r.get("image_size"), "run_id": r.get("run_id"), **r["physics"]})
+            label += f", {r['model']} {r['image_size']}px, {r['system']}"
+        entry = {"label": label, "image_size": plain(r["image_size"]), "run_id": plain(r["run_id"])}
+        for column in physics:
+            if column.startswith("physics.roc."):
+                entry.setdefault("roc", {})[column.removeprefix("physics.roc.")] = r[column]
+            else:
+                entry[column.removeprefix("physics.")] = plain(r[column])
+        entries.append(entry)
     return entries
 
 

@@ -1,12 +1,15 @@
 """Figures of a report, each written as PNG and SVG (matplotlib, seaborn's print style).
 
-Every function takes rows from ``reports.analysis`` and returns nothing but the files it
-wrote. Conventions, kept the same in every figure so they read alike in print:
+Every function takes the frames of ``reports.analysis`` (points with their scaling numbers, the GPU
+comparison) and returns nothing but the files it wrote. Conventions, kept the same in every figure so
+they read alike in print:
 * node axis log2, ticked at the node counts measured;
 * one colour and marker per configuration; projected series in the same colour, dashed,
   hollow markers, "(projected)" in the legend;
 * fields that every series shares go in the title, the ones that differ in the legend;
-* error bars are the min-max of the repeats (never a standard deviation of steps).
+* error bars are the min-max of the repeats (never a standard deviation of steps);
+* a point with an oversubscribed run (its ranks short of cores, ``reports.analysis.CPU_COLUMNS``) is ringed
+  in red in the speedup, efficiency, throughput and CPU-use figures.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
-from reports.analysis import CONFIG_FIELDS, config_label, series_of  # noqa: E402
+from reports.analysis import CONFIG_FIELDS, config_label, records_of, series_of  # noqa: E402
 
 MARKERS = "osD^vP*Xhp<>"
 PARTS = (("compute_s", "compute"), ("comm_s", "communication (not hidden)"),
@@ -105,13 +108,29 @@ def _errorbar(ax, pts, y, lo, hi, **kw):
     ax.errorbar([p["nodes"] for p in pts], ys, yerr=err, **kw)
 
 
+def _series(rows) -> dict[tuple, list[dict]]:
+    """``{(config, projected): [point dicts sorted by nodes]}`` of the points frame ``rows``."""
+    return {key: records_of(pts) for key, pts in series_of(rows).items()}
+
+
+def _ring_oversubscribed(ax, pts, y):
+    """Ring in red the points of ``pts`` with an oversubscribed run (one legend entry per axes)."""
+    flagged = [p for p in pts if p.get("oversubscribed_runs") and p.get(y) is not None]
+    if not flagged:
+        return
+    label = None if getattr(ax, "_rings", False) else "oversubscribed run (see CPU use)"
+    ax._rings = True
+    ax.plot([p["nodes"] for p in flagged], [p[y] for p in flagged], linestyle="none", marker="o", markersize=15,
+            markerfacecolor="none", markeredgecolor="#d62728", markeredgewidth=2, zorder=5, label=label)
+
+
 def _multi(series):
     """Series with at least two node counts (a single point has no scaling to show)."""
     return {k: v for k, v in series.items() if len(v) > 1}
 
 
 def speedup(rows, styler: Styler, out: Path):
-    series = _multi(series_of(rows))
+    series = _multi(_series(rows))
     fields, common = styler.split(c for c, _ in series)
     bases = sorted({pts[0]["baseline_nodes"] for pts in series.values()})
     with _style():
@@ -122,6 +141,7 @@ def speedup(rows, styler: Styler, out: Path):
             extra = f", baseline {base} nodes" if base != 1 else ""
             _errorbar(ax, pts, "speedup", "speedup_min", "speedup_max",
                       **styler.kwargs(config, projected, fields, extra))
+            _ring_oversubscribed(ax, pts, "speedup")
         for base in bases:
             xs = [n for n in sorted(set(nodes)) if n >= base]
             ax.plot(xs, [n / base for n in xs], color="black", linestyle=":", linewidth=1.2,
@@ -134,7 +154,7 @@ def speedup(rows, styler: Styler, out: Path):
 
 
 def efficiency(rows, styler: Styler, out: Path):
-    series = _multi(series_of(rows))
+    series = _multi(_series(rows))
     fields, common = styler.split(c for c, _ in series)
     with _style():
         fig, ax = plt.subplots(figsize=(7, 4.8))
@@ -147,6 +167,7 @@ def efficiency(rows, styler: Styler, out: Path):
             kw = styler.kwargs(config, projected, fields, f", baseline {base} nodes" if base != 1 else "")
             kw.pop("capsize")
             ax.plot([p["nodes"] for p in pts], ys, **kw)
+            _ring_oversubscribed(ax, [dict(p, efficiency_pct=y) for p, y in zip(pts, ys)], "efficiency_pct")
         ax.axhline(100, color="black", linestyle=":", linewidth=1.2, label="ideal (100 %)")
         _node_axis(ax, nodes)
         ax.set_ylim(0, top)
@@ -154,8 +175,8 @@ def efficiency(rows, styler: Styler, out: Path):
         _finish(fig, ax, "Strong scaling: parallel efficiency", common, out, "efficiency")
 
 
-def _per_node_plot(rows, styler, out, name, title, y, lo, hi, ylabel, log=True):
-    series = series_of([r for r in rows if r.get(y) is not None])
+def _per_node_plot(rows, styler, out, name, title, y, lo, hi, ylabel, log=True, rings=False, lines=(), bottom=None):
+    series = _series(rows[rows[y].notna()])
     fields, common = styler.split(c for c, _ in series)
     with _style():
         fig, ax = plt.subplots(figsize=(7, 4.8))
@@ -167,16 +188,22 @@ def _per_node_plot(rows, styler, out, name, title, y, lo, hi, ylabel, log=True):
             else:
                 kw.pop("capsize")
                 ax.plot([p["nodes"] for p in pts], [p[y] for p in pts], **kw)
+            if rings:
+                _ring_oversubscribed(ax, pts, y)
+        for level, text in lines:
+            ax.axhline(level, color="black", linestyle=":", linewidth=1.2, label=text)
         _node_axis(ax, nodes or [1])
         if log:
             _log_y(ax)
+        if bottom is not None:
+            ax.set_ylim(bottom=bottom)
         ax.set_ylabel(ylabel)
         _finish(fig, ax, title, common, out, name)
 
 
 def throughput(rows, styler, out):
     _per_node_plot(rows, styler, out, "throughput", "Training throughput", "images_per_s",
-                   "images_per_s_min", "images_per_s_max", "Throughput (images/s, all ranks; log scale)")
+                   "images_per_s_min", "images_per_s_max", "Throughput (images/s, all ranks; log scale)", rings=True)
 
 
 def epoch_time(rows, styler, out):
@@ -186,14 +213,23 @@ def epoch_time(rows, styler, out):
 
 def auc(rows, styler, out):
     # A performance model projects time, not accuracy: projected points have no AUC to show.
-    rows = [r for r in rows if not r["projected"]]
+    rows = rows[~rows["projected"]]
     _per_node_plot(rows, styler, out, "auc", "Validation AUC after the last epoch", "auc", None, None,
                    "AUC (last epoch, median of repeats)", log=False)
 
 
+def cpu_use(rows, styler, out):
+    """Utilisation per torch thread against ranks: median over ranks, bar down to the least-used rank."""
+    rows = rows[~rows["projected"]].assign(util_per_thread_max=rows["util_per_thread_median"])
+    _per_node_plot(rows, styler, out, "cpu_use", "CPU use per thread (CPU time / wall time, measured epochs)",
+                   "util_per_thread_median", "util_per_thread_min", "util_per_thread_max",
+                   "CPU time / wall time per thread\n(median over ranks, bar: least-used rank)", log=False,
+                   rings=True, lines=((0.8, "0.8: oversubscribed below"),), bottom=0)
+
+
 def time_breakdown(rows, styler, out):
     """One panel per series: stacked bars of compute / communication / data wait per node count."""
-    series = series_of(rows)
+    series = _series(rows)
     n = max(len(series), 1)
     ncols = 1 if n == 1 else 2
     nrows = math.ceil(n / ncols)
@@ -227,6 +263,7 @@ def time_breakdown(rows, styler, out):
 
 def gpu_comparison(ratios, summary, styler: Styler, out: Path):
     """Ratio GPU epoch time / CPU epoch time against nodes; above 1 the cluster is faster."""
+    ratios, summary = records_of(ratios), records_of(summary)
     pairs: dict[tuple, list[dict]] = {}
     for r in ratios:
         pairs.setdefault((r["cpu_config"], r["gpu_config"], r["projected"]), []).append(r)
@@ -254,15 +291,18 @@ def gpu_comparison(ratios, summary, styler: Styler, out: Path):
 
 def all_figures(rows, summary, ratios, out: Path) -> list[str]:
     """Write every figure into ``out``; returns their names (each has .png and .svg)."""
-    styler = Styler([r["config"] for r in rows])
+    styler = Styler([r["config"] for r in records_of(rows)])
     names = []
     for name, draw in (("speedup", speedup), ("efficiency", efficiency), ("throughput", throughput),
-                       ("epoch_time", epoch_time), ("time_breakdown", time_breakdown), ("auc", auc)):
-        if name == "auc" and not any(r.get("auc") is not None for r in rows):
+                       ("epoch_time", epoch_time), ("time_breakdown", time_breakdown), ("auc", auc),
+                       ("cpu_use", cpu_use)):
+        if name == "auc" and not rows["auc"].notna().any():
+            continue
+        if name == "cpu_use" and not rows["util_per_thread_median"].notna().any():
             continue
         draw(rows, styler, out)
         names.append(name)
-    if ratios:
+    if len(ratios):
         gpu_comparison(ratios, summary, styler, out)
         names.append("gpu_comparison")
     return names

@@ -3,7 +3,10 @@ summaries (``reduce_ranks``). An epoch's time is the slowest rank's in that epoc
 warm-up, kept apart and in no median or mean; compute / exposed communication / data wait come from the
 busiest rank (largest sum of measured step times), whichever rank had the slowest epochs; the median step
 is over all measured steps of all ranks, ``step_s_max_rank`` the largest per-rank median; images/s is the
-training events over the median measured epoch, None without a measured epoch.
+training events over the median measured epoch, None without a measured epoch. CPU use (``reduce_cpu``): each
+rank's CPU time over wall time in its measured epochs, per torch thread, over ranks (median, least, most);
+switches per measured epoch of the most-switched rank; oversubscribed when a node's ranks x threads exceed its
+cores or the least-used rank ran under the floor (none on a GPU), with the reasons.
 
 Three hand-made ranks, 4 epochs of 2 steps each (epoch 0 is the warm-up). Every expected number below is
 worked out by hand in the comments, not by calling the code under test. Times are multiples of 1/4, so
@@ -19,9 +22,11 @@ Busy (sum of measured steps): rank 0 2.5+2.0+1.5 = 6.0; rank 1 3.0+3.0+3.5 = 9.5
 Rank 1 is the busiest, yet it is never the slowest in an epoch (rank 2 is, in e0, e1, e3; rank 0 in e2).
 Counting the warm-up steps would make rank 2 the busiest (6.5+12 = 18.5 > 9.5+8 = 17.5 > 6.0+10 = 16.0).
 """
+from dataclasses import replace
+
 import pytest
 
-from bench.runner.reduce import rank_summary, reduce_ranks
+from bench.runner.reduce import rank_summary, reduce_cpu, reduce_ranks
 from bench.runner.train import EpochTimes
 
 
@@ -139,3 +144,80 @@ def test_ranks_with_different_numbers_of_epochs_are_refused():
 def test_ranks_without_any_epoch_are_refused():
     with pytest.raises(ValueError, match="same, non-zero number of epochs"):
         reduce_ranks([rank_summary([], 1), rank_summary([], 2)], TRAIN_EVENTS)
+
+
+# --- CPU use (bench/runner/cpu_use.py samples; reduce_cpu) ---------------------------------------------------
+# Each measured epoch of the ranks above gets (wall s, CPU s, voluntary, involuntary) switches; the warm-up a
+# huge sample that must stay out. Ranks 0 and 1 share a node of 4 cores, rank 2 has a node of 2; 2 threads each.
+#
+#            wall s (e1 e2 e3 = sum)    CPU s (sum)        util  per thread   voluntary (/3)   involuntary (/3)
+#   rank 0   3.0 4.5 2.5 = 10.0         5 8 4 = 17         1.7   0.85         30 30 30 -> 30    3 6 9 -> 6
+#   rank 1   2.75 3.25 3.0 = 9.0        4 4.5 5 = 13.5     1.5   0.75         10 10 10 -> 10   30 30 60 -> 40
+#   rank 2   4.0 3.0 5.5 = 12.5         8 6 11 = 25        2.0   1.0          0 0 0 -> 0       3 3 3 -> 3
+CPU = {0: [(3.0, 5.0, 30, 3), (4.5, 8.0, 30, 6), (2.5, 4.0, 30, 9)],
+       1: [(2.75, 4.0, 10, 30), (3.25, 4.5, 10, 30), (3.0, 5.0, 10, 60)],
+       2: [(4.0, 8.0, 0, 3), (3.0, 6.0, 0, 3), (5.5, 11.0, 0, 3)]}
+PLACEMENT = {0: {"threads": 2, "ranks_on_node": 2, "node_cores": 4},
+             1: {"threads": 2, "ranks_on_node": 2, "node_cores": 4},
+             2: {"threads": 2, "ranks_on_node": 1, "node_cores": 2}}
+
+
+def sampled(rank):
+    warmup = replace(EPOCHS[rank][0], cpu={"wall_s": 12.0, "cpu_s": 100.0, "voluntary": 999, "involuntary": 999})
+    return [warmup] + [replace(e, cpu=dict(zip(("wall_s", "cpu_s", "voluntary", "involuntary"), c)))
+                       for e, c in zip(EPOCHS[rank][1:], CPU[rank])]
+
+
+def cpu_summaries(placement=PLACEMENT):
+    return [rank_summary(sampled(r), RSS[r], placement[r]) for r in range(3)]
+
+
+def test_rank_summary_sums_the_measured_epochs_cpu_samples():
+    s = cpu_summaries()[0]["cpu"]
+    assert s == {"threads": 2, "ranks_on_node": 2, "node_cores": 4, "epochs": 3,  # the warm-up's 100 s left out
+                 "wall_s": 10.0, "cpu_s": 17.0, "voluntary": 90, "involuntary": 18}
+    assert rank_summary(EPOCHS[0], RSS[0])["cpu"] is None  # no placement: nothing to judge
+    # an epoch without a sample (resumed from an older checkpoint): the placement stays, the sums are unknown
+    assert rank_summary(EPOCHS[0], RSS[0], PLACEMENT[0])["cpu"]["cpu_s"] is None
+
+
+def test_three_ranks_reduce_to_the_hand_worked_cpu_figures():
+    got = reduce_cpu(cpu_summaries(), util_floor=0.8)
+    assert got["ranks_x_threads"] == 4  # max(2 x 2, 2 x 2, 1 x 2)
+    assert got["cores_available"] == 2  # rank 2's node
+    assert got["util_median"] == pytest.approx(1.7)  # median(1.7, 1.5, 2.0)
+    assert got["util_per_thread_median"] == pytest.approx(0.85)  # median(0.85, 0.75, 1.0)
+    assert got["util_per_thread_min"] == pytest.approx(0.75)  # rank 1
+    assert got["util_per_thread_max"] == pytest.approx(1.0)  # rank 2
+    assert got["voluntary_ctx_switches"] == 30  # rank 0: 90 / 3
+    assert got["involuntary_ctx_switches"] == 40  # rank 1: 120 / 3, not the warm-up's 999
+    # No node is crowded (4 <= 4, 2 <= 2), but rank 1 ran 0.75 < 0.8 cores per thread.
+    assert got["oversubscribed"] is True
+    assert got["oversubscribed_why"] == "the least-used rank ran 0.75 cores per thread (under 0.8)"
+
+
+def test_without_a_utilisation_floor_only_crowded_nodes_count():
+    got = reduce_cpu(cpu_summaries(), util_floor=None)  # a GPU run: its threads wait for the device
+    assert (got["oversubscribed"], got["oversubscribed_why"]) == (False, None)
+    assert got["util_per_thread_min"] == pytest.approx(0.75)  # still measured and recorded
+
+
+def test_more_threads_than_cores_on_a_node_is_oversubscribed():
+    # Ranks 0 and 1 on one node of 2 cores with 2 threads each: 4 threads for 2 cores.
+    crowded = {r: dict(p, node_cores=2) for r, p in PLACEMENT.items()}
+    got = reduce_cpu(cpu_summaries(crowded), util_floor=0.5)  # 0.75 is above this floor: the cores alone decide
+    assert got["oversubscribed"] is True and got["cores_available"] == 2
+    assert got["oversubscribed_why"] == "2 rank(s) x 2 thread(s) = 4 on a node with 2 available core(s)"
+    both = reduce_cpu(cpu_summaries(crowded), util_floor=0.8)
+    assert both["oversubscribed_why"] == ("2 rank(s) x 2 thread(s) = 4 on a node with 2 available core(s); "
+                                          "the least-used rank ran 0.75 cores per thread (under 0.8)")
+
+
+def test_cpu_figures_without_samples_or_placement():
+    unsampled = [rank_summary(EPOCHS[r], RSS[r], PLACEMENT[r]) for r in range(3)]
+    got = reduce_cpu(unsampled, util_floor=0.8)
+    assert (got["util_median"], got["util_per_thread_min"], got["involuntary_ctx_switches"]) == (None, None, None)
+    assert (got["oversubscribed"], got["ranks_x_threads"]) == (False, 4)
+    only_warmup = [rank_summary(sampled(r)[:1], RSS[r], PLACEMENT[r]) for r in range(3)]
+    assert reduce_cpu(only_warmup, 0.8)["util_median"] is None  # no measured epoch, no division by zero
+    assert reduce_cpu(summaries(), 0.8) is None  # ranks that gave no placement

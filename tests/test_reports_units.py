@@ -1,7 +1,8 @@
-"""Spec: record loading/validation (`bench.records`, `reports.analysis.load_measured`) and the analysis (`reports.analysis`) on small inputs.
+"""Spec: record loading and validation (`bench.records`, `reports.frame`) and the analysis (`reports.analysis`).
 
-* `load_records` returns usable records plus (file, line, message) problems; one bad line never stops a file;
-  a truncated last line is named as such; a missing file raises FileNotFoundError naming it.
+* `read_frame` returns one row per usable run plus (file, line, message) problems; one bad line never stops a
+  file; a truncated last line is named as such; a missing file raises FileNotFoundError naming it.
+* The analysis works on that frame with pandas and gives frames of points (one row each).
 * A point is the median over repeats of each run's median epoch; node count falls back to world_size.
 * Crossover: first N where GPU_time / CPU_time reaches 1, linear in log2 N between the bracketing points.
 Expected numbers are worked out by hand in each test.
@@ -10,9 +11,9 @@ import json
 
 import pytest
 
-from reports import analysis
 from bench.records import validate
-from reports.analysis import load_measured as load_records
+from reports import analysis
+from reports.frame import read_frame, to_frame
 
 
 def rec(**over):
@@ -32,9 +33,9 @@ def write(tmp_path, lines, end="\n"):
 def test_good_lines_survive_bad_ones_and_problems_carry_line_numbers(tmp_path):
     path = write(tmp_path, [rec(run_id="a"), "{oops", "", rec(run_id="b", world_size=True),
                             rec(run_id="c", epoch_s=[]), rec(run_id="d")])
-    records, problems = load_records([path])
-    assert [r["run_id"] for r in records] == ["a", "d"]
-    assert records[1]["_source"] == f"{path}:6"
+    frame, problems = read_frame([path])
+    assert list(frame["run_id"]) == ["a", "d"]
+    assert frame["source"][1] == f"{path}:6"
     assert [(p.line, p.path) for p in problems] == [(2, str(path)), (4, str(path)), (5, str(path))]
     assert "not valid JSON" in problems[0].message
     assert "world_size" in problems[1].message  # a JSON true is not a world size
@@ -43,14 +44,14 @@ def test_good_lines_survive_bad_ones_and_problems_carry_line_numbers(tmp_path):
 
 def test_truncated_last_line_is_named(tmp_path):
     path = write(tmp_path, [rec(), json.dumps(rec())[:40]], end="")
-    records, problems = load_records([path])
-    assert len(records) == 1
+    frame, problems = read_frame([path])
+    assert len(frame) == 1
     assert str(problems[0]).startswith(f"{path}:2: truncated last line")
 
 
 def test_missing_file_raises_naming_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
-        load_records([tmp_path / "missing.jsonl"])
+        read_frame([tmp_path / "missing.jsonl"])
 
 
 @pytest.mark.parametrize("bad,why", [({"epoch_s": [1.0, -2.0]}, "positive"), ({"schema_version": 2}, "schema"),
@@ -66,8 +67,8 @@ def test_repeats_combine_to_median_of_run_medians_and_nodes_fall_back_to_world_s
     runs.append(rec(world_size=4, epoch_s=[3.0]))
     for r in runs[-1:]:
         del r["nodes"]
-    rows = analysis.scaling_rows(runs)
-    one, four = rows
+    rows = analysis.scaling_rows(to_frame(runs))
+    one, four = analysis.records_of(rows)
     assert (one["nodes"], one["runs"], one["epoch_s"], one["epoch_s_min"], one["epoch_s_max"]) == (1, 3, 11.0, 10.0, 12.0)
     assert one["spread"] == pytest.approx(12 / 10 - 1)
     assert one["auc"] == 0.9  # last epoch
@@ -78,7 +79,7 @@ def test_repeats_combine_to_median_of_run_medians_and_nodes_fall_back_to_world_s
 
 def test_projected_records_form_their_own_series():
     rows = analysis.scaling_rows([rec(epoch_s=[10.0]), rec(epoch_s=[4.0], projected=True)])
-    assert sorted((r["projected"], r["runs"], r["epoch_s"]) for r in rows) == [(False, 1, 10.0), (True, 1, 4.0)]
+    assert sorted(zip(rows["projected"], rows["runs"], rows["epoch_s"])) == [(False, 1, 10.0), (True, 1, 4.0)]
 
 
 def test_crossover_interpolates_in_log2_n():
@@ -97,9 +98,9 @@ def test_gpu_comparison_matches_model_image_size_and_batch_only():
     cpu = [rec(nodes=n, world_size=n, epoch_s=[t]) for n, t in ((1, 20.0), (2, 10.0), (4, 4.0))]
     records = [gpu, other, *cpu]
     summary, ratios = analysis.gpu_comparison(analysis.scaling_rows(records), analysis.gpu_baselines(records))
-    [s] = summary
+    [s] = analysis.records_of(summary)
     assert s["gpu_config"][0] == "gpu"
-    assert [r["ratio"] for r in ratios] == [0.25, 0.5, 1.25]
+    assert list(ratios["ratio"]) == [0.25, 0.5, 1.25]
     t = (1 - 0.5) / (1.25 - 0.5)
     assert s["crossover_nodes"] == pytest.approx(2 ** (1 + t))
     assert (s["largest_nodes"], s["ratio_at_largest"]) == (4, 1.25)
@@ -111,8 +112,8 @@ def test_gpu_comparison_puts_both_on_the_same_events():
     cpu = [rec(nodes=n, world_size=n, epoch_s=[t]) for n, t in ((1, 20.0), (4, 4.0))]
     records = [gpu, *cpu]
     summary, ratios = analysis.gpu_comparison(analysis.scaling_rows(records), analysis.gpu_baselines(records))
-    assert [r["ratio"] for r in ratios] == [0.25, 1.25]
-    assert [r["gpu_epoch_s"] for r in ratios] == [5.0, 5.0] and summary[0]["gpu_epoch_s"] == 5.0
+    assert list(ratios["ratio"]) == [0.25, 1.25]
+    assert list(ratios["gpu_epoch_s"]) == [5.0, 5.0] and summary["gpu_epoch_s"][0] == 5.0
 
 
 def test_warnings_for_spread_single_runs_and_quick_preset():
@@ -127,8 +128,8 @@ def test_warnings_for_spread_single_runs_and_quick_preset():
 
 def test_environments_collect_versions_hosts_and_dates():
     env = {"hosts": ["a", "b"], "cpu_model": "Xeon", "torch": "2.13", "mpi_library": "Open MPI", "horovod": None}
-    [e] = analysis.environments([rec(env=env, timestamp="2026-11-02T01:00:00Z"),
-                                 rec(env=dict(env, hosts=3), timestamp="2026-11-01T01:00:00Z")])
+    [e] = analysis.records_of(analysis.environments([rec(env=env, timestamp="2026-11-02T01:00:00Z"),
+                                                     rec(env=dict(env, hosts=3), timestamp="2026-11-01T01:00:00Z")]))
     assert (e["hosts_max"], e["cpu_model"], e["torch"], e["horovod"]) == (3, ["Xeon"], ["2.13"], [])
     assert e["dates"] == "2026-11-01 .. 2026-11-02"
     assert e["runs"] == 2

@@ -42,6 +42,8 @@ def test_single_process_run_writes_one_complete_record(tmp_path):
     assert rec["images_per_s"] > 0 and rec["step_s_median"] > 0
     assert rec["config"]["image_size"] == 16 and rec["model_params"] > 0
     assert rec["env"]["torch"] and rec["env"]["cpu_model"]
+    assert rec["cpu"]["ranks_x_threads"] == 1 and rec["cpu"]["cores_available"] >= 1
+    assert 0 < rec["cpu"]["util_per_thread_min"] and rec["cpu"]["involuntary_ctx_switches"] >= 0
     assert (tmp_path / "w.pt").stat().st_size > 0
 
 

@@ -11,14 +11,14 @@ from tqdm import tqdm
 
 import models
 from bench import physics, records
-from bench.runner import backends, checkpoint, speed
+from bench.runner import backends, checkpoint, cpu_use, speed
 from bench.runner.comm import World, mpi_library
 from bench.runner.config import Config, UsageError, as_dict, learning_rate
 from bench.runner.data_setup import Data
 from bench.runner.environment import cpu_model, environment, git_rev
 from bench.runner.mllog import MLLog
 from bench.runner.optimizers import Lamb, Lars
-from bench.runner.reduce import rank_summary, reduce_ranks
+from bench.runner.reduce import rank_summary, reduce_cpu, reduce_ranks
 from bench.runner.sampler import epoch_plan
 from bench.runner.train import EpochTimes, score_events, train_epoch, validate
 from data.base import DataError
@@ -55,6 +55,7 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     """
     per_rank = cfg.global_batch // world.size
     micro = cfg.micro_batch or per_rank
+    node = cpu_use.node_facts() if world.is_root else None  # the load before this run's ranks add theirs
     speed.configure_cpu_allocator(cfg.cpu_allocator)
     speed.configure_device(device)
     log = MLLog(checkpoint.run_path(cfg.mllog, world.size, cfg.sweep), world.is_root)
@@ -93,9 +94,12 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
             log.epoch_start(epoch)
             plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, micro)
             try:
+                # CPU use sampled just outside the timed region (two psutil readings per epoch).
+                before = cpu_use.sample()
                 times = train_epoch(model, optimizer, sync, world, data.images, plan, data.train_weights,
                                     device, epoch, cfg.prefetch, lr_at, precision,
                                     speed.memory_format(cfg.memory_format))
+                times.cpu = cpu_use.between(before, cpu_use.sample())
             except torch.OutOfMemoryError as exc:
                 raise UsageError(f"--micro-batch: {micro} images of {cfg.image_size}x{cfg.image_size} per "
                                  f"forward pass do not fit in the memory of {device} ({str(exc).splitlines()[0]}); "
@@ -125,11 +129,12 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
         sync.close()
     log.run_stop(success=reached is not None or not cfg.target_auc)
     comparison = test_comparison(net, data, world, device, batch=min(micro, 1024))
-    ranks = world.gather(rank_summary(epochs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    placement = {"threads": threads, "ranks_on_node": world.local_size, "node_cores": world.node_cores}
+    ranks = world.gather(rank_summary(epochs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, placement))
     if not world.is_root:
         return None
     record = build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses,
-                          models.count_parameters(net), per_rank, micro, ranks, comparison)
+                          models.count_parameters(net), per_rank, micro, ranks, comparison, node)
     if cfg.save_model:
         checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
                               cfg, net, world.size, record["run_id"], record["data"])
@@ -184,14 +189,18 @@ def test_comparison(net, data: Data, world: World, device, batch: int) -> dict |
 
 
 def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses, n_params,
-                 per_rank, micro, ranks, comparison) -> dict:
-    """The run's record (docs/records.md) from rank 0's view and every rank's summary."""
+                 per_rank, micro, ranks, comparison, node) -> dict:
+    """The run's record (docs/records.md) from rank 0's view (``node``: ``cpu_use.node_facts`` at the start)
+    and every rank's summary."""
     steps_per_epoch = len(epochs[0].step_s)
     train_events = steps_per_epoch * cfg.global_batch
     env = environment(world.hosts, mpi_library())
     gpu = env["gpu_name"] if device.type == "cuda" else None
     timing = reduce_ranks(ranks, train_events)
     target = time_to_target(cfg, epochs, [timing["warmup_epoch_s"], *timing["epoch_s"]], aucs)
+    # On a GPU the host threads mostly wait for the device: their utilisation says nothing of oversubscription.
+    floor = cpu_use.UTIL_FLOOR if device.type == "cpu" else None
+    cpu = reduce_cpu(ranks, floor)
     return records.new_record(
         sweep_id=sweep_id,
         git_rev=git_rev(),
@@ -225,6 +234,7 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         batchnorm="per_rank",
         **timing,
         **target,
+        cpu=cpu_use.record(node, cpu, floor),
         auc=aucs,
         val_loss=losses,
         test_auc=comparison.get("auc") if comparison else None,

@@ -36,6 +36,7 @@ class EpochTimes:
     data_wait_s: float = 0.0
     train_loss: float = 0.0
     validation_s: float = 0.0  # after the epoch, outside its timed region: BN averaging and validation
+    cpu: dict | None = None  # this rank's CPU use around the epoch (bench/runner/cpu_use.py), set by the caller
 
 
 def _sync_device(device: torch.device) -> None:

@@ -85,3 +85,23 @@ bad = [
     q(2, [1.7, 1.7]),                                  # line 5 ok
 ]
 dump("malformed.jsonl", bad, tail=json.dumps(q(4, [1.0]))[:150])  # line 6 truncated, no newline
+
+# A 2-core laptop that measured its CPU use (the record's `cpu`): 1 rank of 2 threads, then 2 ranks twice, once
+# with 1 thread each (fits) and once with 2 each (4 threads on 2 cores: oversubscribed, and starved).
+def cpu(threads, ranks, util_median, util_min, involuntary, why=None):
+    return {"physical_cores": 2, "logical_cores": 2, "process_cores": 2, "memory_bytes": 24 * 2**30,
+            "memory_available_bytes": 20 * 2**30, "load_average_start": 0.4, "cores_available": 2,
+            "ranks_x_threads": ranks * threads, "util_median": util_median * threads,
+            "util_per_thread_median": util_median, "util_per_thread_min": util_min, "util_per_thread_max": util_median,
+            "voluntary_ctx_switches": 100, "involuntary_ctx_switches": involuntary,
+            "oversubscribed": why is not None, "oversubscribed_why": why}
+
+c = lambda n, e, threads, usage, **k: rec("laptop2", "cpu", "mpi", 1, e, world_size=n, rpn=n, cpu_model="Intel Core i5",
+                                          day="2026-11-06", preset="custom", threads_per_rank=threads, cores_available=2, cpu=usage,
+                                          **k)
+dump("cpu.jsonl", [
+    c(1, [30.0, 30.0], 2, cpu(2, 1, 0.95, 0.95, 500)),
+    c(2, [20.0, 20.0], 1, cpu(1, 2, 0.92, 0.9, 800)),
+    c(2, [26.0, 26.0], 2, cpu(2, 2, 0.5, 0.45, 9000, "2 rank(s) x 2 thread(s) = 4 on a node with 2 available "
+                                                       "core(s); the least-used rank ran 0.45 cores per thread (under 0.8)")),
+])
