@@ -356,3 +356,46 @@ def environments(records) -> pd.DataFrame:
     ).reset_index()
     out["dates"] = [f"{a} .. {b}" if isinstance(a, str) else "" for a, b in zip(out["first"], out["last"])]
     return out.drop(columns=["first", "last"])
+
+
+# --- time to a target AUC ----------------------------------------------------------------
+
+MLPERF_DROP_FROM = 5  # with this many runs or more, the fastest and slowest are dropped (MLPerf Training)
+
+
+def _mlperf_median(times: list[float]) -> tuple[float | None, float | None, float | None]:
+    """(median, min, max) of the runs that reached the target, the fastest and slowest dropped first when
+    there are MLPERF_DROP_FROM or more (MLPerf Training's scoring of repeated runs)."""
+    kept = sorted(t for t in times if t is not None and not math.isnan(t))
+    if len(kept) >= MLPERF_DROP_FROM:
+        kept = kept[1:-1]
+    if not kept:
+        return None, None, None
+    return float(median(kept)), kept[0], kept[-1]
+
+
+def time_to_target_points(records) -> pd.DataFrame:
+    """One point per configuration, target AUC and rank count, from the measured runs that had a target
+    (``--target-auc``): ``runs``, ``reached`` (how many reached it), ``time_to_target_s`` with its min and max
+    (the MLPerf median: fastest and slowest dropped with five or more runs), ``epochs_to_target`` (median),
+    and ``speedup`` against the series' smallest rank count. Empty without such runs."""
+    frame = _frame(records)
+    if "target_auc" not in frame or not frame["target_auc"].notna().any():
+        return pd.DataFrame()
+    table = frame[frame["target_auc"].notna()]
+    projected = _col(table, "projected", "boolean").fillna(False).astype(bool)
+    table = table[~projected]
+    rows = []
+    for key, group in table.groupby([*CONFIG_FIELDS, "target_auc", "world_size"], sort=True, dropna=False):
+        times = [None if pd.isna(t) else float(t) for t in group["time_to_target_s"]]
+        mid, low, high = _mlperf_median(times)
+        epochs = [e for e in group["epochs_to_target"] if not pd.isna(e)]
+        rows.append({**dict(zip(CONFIG_FIELDS, (plain(v) for v in key[:-2]))), "projected": False,
+                     "target_auc": float(key[-2]), "nodes": int(key[-1]), "runs": len(group),
+                     "reached": sum(t is not None for t in times), "time_to_target_s": mid,
+                     "time_to_target_s_min": low, "time_to_target_s_max": high,
+                     "epochs_to_target": float(median(epochs)) if epochs else None})
+    points = pd.DataFrame(rows)
+    first = points.groupby([*CONFIG_FIELDS, "target_auc"], sort=False, dropna=False)["time_to_target_s"].transform(
+        "first")
+    return points.assign(speedup=first / points["time_to_target_s"])

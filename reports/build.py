@@ -52,8 +52,9 @@ def main(argv=None) -> int:
     # Draw and write. Plotting is imported here so that loading and analysis stay light.
     from reports import cnn_vs_cuts, figures, render, tables
 
-    names = figures.all_figures(rows, summary, ratios, args.out)
-    views = tables.write_tables(args.out, rows, summary, ratios)
+    targets = analysis.time_to_target_points(frame)
+    names = figures.all_figures(rows, summary, ratios, args.out, targets)
+    views = tables.write_tables(args.out, rows, summary, ratios, targets)
     entries = cnn_vs_cuts.entries_from_frame(frame)
     if entries:  # runs whose records carry the comparison with the cut-based selection
         cnn_vs_cuts.roc_figure(entries, args.out)
@@ -64,11 +65,25 @@ def main(argv=None) -> int:
         sources=args.records, figures=names, tables=views, summary=tables.summary_table(rows, summary),
         environment=tables.environment_table(analysis.environments(frame)), problems=problems, warnings=warnings,
         quick=bool((frame["preset"] == "quick").any()),
-        physics=cnn_vs_cuts.report_table(entries) if entries else None)
+        physics=cnn_vs_cuts.report_table(entries) if entries else None, projection=projected_crossover())
     index = render.write_reports(args.out, blocks)
 
     print(f"{len(frame)} records, {len(rows)} points; report: {index}")
     return 0
+
+
+def projected_crossover() -> tuple[tuple, tuple] | None:
+    """The KNL-against-one-GPU crossover and 1024-node ratio projected from published achieved rates
+    (bench.projection.published; torch-free), as (columns, table) pairs for the report."""
+    import pandas as pd
+
+    from bench.projection import profiles, published
+    prof = profiles.load()
+    crossover = pd.DataFrame(published.crossover_table(prof))
+    ratio = pd.DataFrame(published.ratio_table(prof))
+    if crossover.empty:
+        return None
+    return ((tuple(crossover.columns), crossover.round(2)), (tuple(ratio.columns), ratio.round(2)))
 
 
 if __name__ == "__main__":

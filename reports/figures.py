@@ -211,6 +211,12 @@ def epoch_time(rows, styler, out):
                    "epoch_s", "epoch_s_min", "epoch_s_max", "Time per epoch (s, log scale)")
 
 
+def time_to_target(points, styler, out):
+    _per_node_plot(points, styler, out, "time_to_target", "Time to the target AUC (MLPerf median of repeats)",
+                   "time_to_target_s", "time_to_target_s_min", "time_to_target_s_max",
+                   "Training time to the target AUC (s, log scale)")
+
+
 def auc(rows, styler, out):
     # A performance model projects time, not accuracy: projected points have no AUC to show.
     rows = rows[~rows["projected"]]
@@ -289,9 +295,11 @@ def gpu_comparison(ratios, summary, styler: Styler, out: Path):
         _finish(fig, ax, "CPU cluster vs one GPU", common, out, "gpu_comparison")
 
 
-def all_figures(rows, summary, ratios, out: Path) -> list[str]:
-    """Write every figure into ``out``; returns their names (each has .png and .svg)."""
-    styler = Styler([r["config"] for r in records_of(rows)])
+def all_figures(rows, summary, ratios, out: Path, targets=None) -> list[str]:
+    """Write every figure into ``out``; returns their names (each has .png and .svg). ``targets``: the points
+    of ``reports.analysis.time_to_target_points`` (their figure is drawn when there are any)."""
+    points = [rows] + ([targets] if targets is not None and len(targets) else [])
+    styler = Styler([r["config"] for frame in points for r in records_of(frame)])
     names = []
     for name, draw in (("speedup", speedup), ("efficiency", efficiency), ("throughput", throughput),
                        ("epoch_time", epoch_time), ("time_breakdown", time_breakdown), ("auc", auc),
@@ -305,4 +313,7 @@ def all_figures(rows, summary, ratios, out: Path) -> list[str]:
     if len(ratios):
         gpu_comparison(ratios, summary, styler, out)
         names.append("gpu_comparison")
+    if targets is not None and len(targets) and targets["time_to_target_s"].notna().any():
+        time_to_target(targets, styler, out)
+        names.insert(1, "time_to_target")  # beside the per-epoch speedup
     return names

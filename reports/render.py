@@ -24,6 +24,10 @@ CAPTIONS = {
                   "epoch, bars min-max over repeats.",
     "time_breakdown": "Where the time goes: compute, communication not hidden behind compute, and waiting for "
                       "data, per measured epoch on the slowest rank; 'other' is the rest of the epoch time.",
+    "time_to_target": "Time to the target AUC: training time (warm-up included, validation excluded) until the "
+                      "validation AUC first reached --target-auc, per rank count; the median over repeated runs, "
+                      "the fastest and slowest dropped with five or more (as MLPerf Training scores runs). Bars: "
+                      "min-max of the runs kept.",
     "auc": "Validation AUC after the last epoch (median over repeats), measured runs only: scaling out must "
            "not cost accuracy.",
     "gpu_comparison": "CPU cluster vs one GPU: GPU epoch time / cluster epoch time at N nodes; above 1 the cluster "
@@ -43,7 +47,7 @@ CAPTIONS = {
 # --- the report as blocks ------------------------------------------------------------------
 
 def report_blocks(*, sources, figures, tables, summary, environment, problems, warnings, quick,
-                  physics=None) -> list[tuple]:
+                  physics=None, projection=None) -> list[tuple]:
     """The report's content, in reading order, as (kind, ...) tuples: the answer first (``summary``, from
     ``reports.tables.summary_table``), then the figures, then every table. ``tables``: the compact views
     of ``reports.tables.write_tables``; ``environment``: ``reports.tables.environment_table``'s."""
@@ -80,6 +84,23 @@ def report_blocks(*, sources, figures, tables, summary, environment, problems, w
                          "run is oversubscribed when a node's ranks x threads exceed its available cores, or when "
                          "its least-used rank ran under 0.8 cores per thread. Also in cpu_use.csv."),
                    ("table", *tables["cpu_use"])]
+    if "time_to_target" in tables:
+        blocks += [("h2", "Time to the target AUC"),
+                   ("p", "Per configuration, target and rank count: runs, how many reached the target, the training "
+                         "time to it (median of the runs that reached it, fastest and slowest dropped with five or "
+                         "more, min and max of those kept), the epochs, and the speedup of the time to target "
+                         "against the smallest rank count. Also in time_to_target.csv."),
+                   ("table", *tables["time_to_target"])]
+    if projection:
+        crossover, ratio = projection
+        blocks += [("h2", "Projected: Nurion KNL nodes against one GPU"),
+                   ("p", "NOT MEASURED HERE: a projection of the performance model from published achieved training "
+                         "rates and networks (python -m bench.projection --published; every figure and its source "
+                         "in docs/projection.md). How many KNL nodes train an epoch as fast as one GPU, with the "
+                         "band from every assumption at the cluster's good end (low) to the GPU's (high):"),
+                   ("table", *crossover),
+                   ("p", "One GPU's epoch time over 1024 KNL nodes' (above 1: the cluster is faster):"),
+                   ("table", *ratio)]
     if physics:
         blocks += [("h2", "CNN against the cut-based selection"),
                    ("p", "At the CNN threshold whose background efficiency is the largest not above the signal "

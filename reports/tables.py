@@ -157,7 +157,25 @@ def readable(kind: str, table: pd.DataFrame) -> tuple[tuple, pd.DataFrame]:
     return columns, view[list(columns)]
 
 
-def write_tables(out: Path, rows: pd.DataFrame, summary: pd.DataFrame, ratios: pd.DataFrame) -> dict[str, tuple]:
+TARGET_COLUMNS = ("configuration", "target AUC", "ranks", "runs", "reached", "time to target s", "min s", "max s",
+                  "epochs", "speedup")
+
+
+def time_to_target_table(points: pd.DataFrame) -> pd.DataFrame:
+    """The compact view of ``reports.analysis.time_to_target_points``."""
+    if not len(points):
+        return pd.DataFrame(columns=TARGET_COLUMNS)
+    view = pd.DataFrame({
+        "configuration": _labels(points), "target AUC": points["target_auc"], "ranks": points["nodes"],
+        "runs": points["runs"], "reached": points["reached"],
+        "time to target s": points["time_to_target_s"].map(_fmt), "min s": points["time_to_target_s_min"].map(_fmt),
+        "max s": points["time_to_target_s_max"].map(_fmt), "epochs": points["epochs_to_target"].map(_fmt),
+        "speedup": points["speedup"].map(lambda v: _fmt(v, 3))})
+    return view[list(TARGET_COLUMNS)]
+
+
+def write_tables(out: Path, rows: pd.DataFrame, summary: pd.DataFrame, ratios: pd.DataFrame,
+                 targets: pd.DataFrame | None = None) -> dict[str, tuple]:
     """Write scaling / gpu_comparison (/ gpu_ratio) / cpu_use (when runs measured it) as CSV (every column,
     6 significant digits) and as markdown (the compact view). Returns the compact views,
     {name: (columns, table)}."""
@@ -168,10 +186,12 @@ def write_tables(out: Path, rows: pd.DataFrame, summary: pd.DataFrame, ratios: p
     cpu = cpu_use_table(rows)
     if len(cpu):
         tables["cpu_use"] = (CPU_USE_COLUMNS, cpu)
+    if targets is not None and len(targets):
+        tables["time_to_target"] = (TARGET_COLUMNS, time_to_target_table(targets))
     views = {}
     for name, (columns, table) in tables.items():
         write_csv(out / f"{name}.csv", columns, table)
-        view = readable(name, table) if name != "gpu_ratio" else (columns, table)
+        view = readable(name, table) if name not in ("gpu_ratio", "time_to_target") else (columns, table)
         (out / f"{name}.md").write_text(markdown_table(*view) + "\n", encoding="utf-8")
         views[name] = view
     return views

@@ -108,3 +108,26 @@ def test_mllog_passes_mlperf_common_rules(tmp_path):
     common = subprocess.run([*checker, "--config", str(config), str(log)], capture_output=True, text=True, timeout=120)
     assert common.returncode == 0, common.stdout[-2000:] + common.stderr[-2000:]
     assert "SUCCESS" in common.stdout + common.stderr
+
+
+def target_record(world_size, seconds, run):
+    from bench.records import new_record
+    reached = seconds is not None
+    return {**new_record(system="s", preset="custom", backend="mpi", world_size=world_size, device="cpu",
+                         model="circpad", image_size=64, global_batch=4096, epoch_s=[1.0], target_auc=0.8,
+                         epochs_to_target=3 if reached else None, time_to_target_s=seconds,
+                         time_to_target_with_validation_s=seconds), "source": f"r:{run}"}
+
+
+def test_report_points_take_the_mlperf_median_of_repeats():
+    """Six runs on 1 rank: the fastest (10) and slowest (90) are dropped, median of 20, 30, 40, 50 = 35.
+    Three runs on 2 ranks, one not reaching the target: under five runs nothing is dropped, median of 15, 25 =
+    20; speedup 35 / 20 = 1.75."""
+    from reports.analysis import time_to_target_points
+    recs = [target_record(1, t, k) for k, t in enumerate([10.0, 20.0, 30.0, 40.0, 50.0, 90.0])]
+    recs += [target_record(2, t, 10 + k) for k, t in enumerate([15.0, 25.0, None])]
+    points = time_to_target_points(recs).set_index("nodes")
+    assert points.loc[1, "time_to_target_s"] == 35.0
+    assert (points.loc[1, "time_to_target_s_min"], points.loc[1, "time_to_target_s_max"]) == (20.0, 50.0)
+    assert (points.loc[2, "runs"], points.loc[2, "reached"], points.loc[2, "time_to_target_s"]) == (3, 2, 20.0)
+    assert points.loc[2, "speedup"] == pytest.approx(1.75)
