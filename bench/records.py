@@ -133,6 +133,8 @@ FIELDS: tuple[Field, ...] = (
           "peak resident memory of the largest rank"),
     Field("env", "object", "", False,
           "`hosts`, `cpu_model`, `cpu_count`, `mem_bytes`, `python`, `torch`, `numpy`, `mpi_library`, `mpi4py`, `horovod`, `os`, `cuda`, `gpu_name`, selected environment variables"),
+    Field("scheduler", "object or null", "", False,
+          "the batch job the run ran in, from the scheduler's environment (rank 0's): `kind` (`slurm`, `pbs`), `job_id` (`<array job>_<index>` for an array element), `nodelist` (Slurm's compressed form, `node[01-04]`; PBS: the node file's hosts), `cpus_per_task` (Slurm's `--cpus-per-task`, null when not set and under PBS); null outside a scheduler"),
     Field("undefined", "object", "", False,
           "present when a figure could not be computed: its dotted path (`physics.sig_ratio`, `auc[0]`) and why; each such figure is null in the record"),
     # Written by bench.projection for projected (modelled, not measured) points.
