@@ -22,10 +22,10 @@ import torch
 
 import models
 from bench import physics
-from bench.errors import fail_agreed, fail_rank
+from bench.errors import fail, fail_agreed, fail_rank
 from bench.outputs import OutputPathError, make_output_dir
 from bench.runner.checkpoint import load_model
-from bench.runner.comm import abort_on_uncaught, init_world
+from bench.runner.comm import WorldOfOne, abort_on_uncaught, init_world
 from bench.runner.config import UsageError, from_dict
 from bench.runner.data_setup import open_data
 from bench.runner.environment import default_threads
@@ -91,7 +91,10 @@ def load(path: str, data: str):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
-    world = init_world()
+    try:
+        world = init_world()
+    except WorldOfOne as exc:  # each task alone in its world: every one of them says so
+        return fail(str(exc))
     abort_on_uncaught(world)
     loaded, error = [], None
     try:  # every model file and its events on every rank, before the first collective

@@ -146,6 +146,8 @@ FIELDS: tuple[Field, ...] = (
           "with --target-auc"),
     Field("time_to_target_with_validation_s", "float or null", "s", False,
           "the same with each epoch's BatchNorm averaging and validation added", "with --target-auc"),
+    Field("scheduler", "object or null", "", False,
+          "the batch job the run ran in, from the scheduler's environment (rank 0's): `kind` (`slurm`, `pbs`), `job_id` (`<array job>_<index>` for an array element), `nodelist` (Slurm's compressed form, `node[01-04]`; PBS: the node file's hosts), `cpus_per_task` (Slurm's `--cpus-per-task`, null when not set and under PBS); null outside a scheduler"),
     Field("undefined", "object", "", False,
           "a figure that could not be computed: its dotted path (`physics.sig_ratio`, `auc[0]`, `time_to_target_s`) and why; each such figure is null in the record",
           "when a figure is undefined"),

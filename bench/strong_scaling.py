@@ -4,8 +4,20 @@ Trains one model at a fixed global batch on N data-parallel ranks and appends on
 (docs/records.md). With ``--sweep``, one allocation of N ranks measures 1, 2, 4, ... and N ranks in turn,
 each on its own sub-communicator. Without a launcher it runs as one process. The work is done in
 ``bench.runner``; this module is the command line and the sweep loop.
+
+Exit status: 0 done; 2 bad input, before any work (also a launcher that started several tasks each of which
+sees an MPI world of one); 1 a failure on some rank (the job is aborted, nothing recorded for that run); 75
+(``bench.runner.stop.STOPPED``) stopped at an epoch boundary by the scheduler's warning signal, SIGUSR1,
+before its time limit: run the same command with ``--resume`` to continue.
 """
+# ruff: noqa: E402 (the handler below is installed before the other imports, on purpose)
 from __future__ import annotations
+
+# First of all, before torch loads (seconds): the scheduler's warning before its time limit, SIGUSR1, would
+# kill the process by default, and it may come while a rank is still starting.
+from bench.runner import stop
+
+stop.install()
 
 import os
 import sys
@@ -15,12 +27,12 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.errors import fail_agreed, fail_rank
+from bench.errors import fail, fail_agreed, fail_rank
 from bench.outputs import OutputPathError, check_output_file
 from bench.records import append_record, recorded_world_sizes
 from bench.runner import backends, checkpoint
 from bench.runner.backends import BackendError
-from bench.runner.comm import World, abort_on_uncaught, init_world
+from bench.runner.comm import World, WorldOfOne, abort_on_uncaught, init_world
 from bench.runner.config import Config, UsageError, parse_config, sweep_sizes
 from bench.runner.data_setup import Data, check_fits, open_data, pick_device, place_data
 from bench.runner.device_data import DevicePlacementError
@@ -71,8 +83,26 @@ def set_up(argv: list[str] | None, world: World) -> Job:
     return Job(cfg, sizes, backend, device, data, threads)
 
 
+def stop_message(cfg: Config, sweep_id: str | None, n: int, stopped: stop.Stopped | None,
+                 rest: list[int]) -> str:
+    """What the warning signal stopped, what was kept and how to continue (rank 0, which is in every run)."""
+    again = "run the same command with --resume" + (f" --sweep-id {sweep_id}" if cfg.sweep else "")
+    said = f"{stop.SIGNAL.name} (the scheduler's warning before its time limit) "
+    if stopped is None:
+        return (f"{said}arrived before the {rest[0]}-rank point of the sweep; the points before it are recorded: "
+                f"{again} to run the rest")
+    where = f"after {stopped.epochs_done} of {cfg.epochs} epoch(s) of the {n}-rank run, which has no record yet"
+    if cfg.checkpoint:
+        return f"{said}stopped the job {where}; its checkpoint {checkpoint.path_for(cfg, n)} holds them: {again}"
+    return (f"{said}stopped the job {where}; without --checkpoint those epochs are lost: pass --checkpoint "
+            "PATH (and --resume when submitting again) to continue a run stopped this way")
+
+
 def main(argv: list[str] | None = None) -> int:
-    world = init_world()
+    try:
+        world = init_world()
+    except WorldOfOne as exc:  # each task alone in its world: every one of them says so
+        return fail(str(exc))
     abort_on_uncaught(world)
     job, error = None, None
     try:
@@ -97,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                   "skipping them", flush=True)
         sizes = [n for n in sizes if n not in done]
     t0 = time.perf_counter()
-    for n in sizes:
+    for i, n in enumerate(sizes):
         sub = world if n == world.size else world.first(n)
+        stopped = None
         if sub is not None:
             try:
                 record = run(cfg, sub, backend, job.device, job.threads, job.data, sweep_id)
@@ -106,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 record = None
                 if sub.is_root:
                     print(f"resume: {exc}", flush=True)
+            except stop.Stopped as exc:  # on every rank of sub alike, after the epoch's checkpoint
+                record, stopped = None, exc
             except (NonFiniteLoss, UsageError, DataError) as exc:  # not a valid result: nothing recorded
                 suffix = "" if world.size == 1 else "; no record written"
                 return fail_rank(world, f"{exc}{suffix}", 1 if isinstance(exc, NonFiniteLoss) else 2)
@@ -125,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             if sub is not world:
                 sub.free()
         world.idle_barrier()
+        # A warning that reached a rank during this point's last epoch, or an idle rank, stops the sweep here.
+        if stop.agreed(world) and (stopped is not None or i + 1 < len(sizes)):
+            if world.is_root:
+                print(f"stopped: {stop_message(cfg, sweep_id, n, stopped, sizes[i + 1:])}", file=sys.stderr,
+                      flush=True)
+            return stop.STOPPED
     if world.is_root:
         print(f"done in {time.perf_counter() - t0:.0f} s; records: {os.path.abspath(cfg.out)}", flush=True)
     return 0

@@ -31,6 +31,8 @@ from launchers.scripts import Job, bench_args, local, pbs, slurm, submit_all, sw
 SCHEDULERS = ("slurm", "pbs", "local")
 OWNED = {"--threads": "--threads-per-rank", "--out": "--records", "--sweep": "--mode sweep"}
 KNL_CORES = 68  # Nurion's Xeon Phi 7250
+LAUNCHES = ("srun-pmix", "srun-pmi2", "mpirun")
+STOP_BEFORE = 300  # s: an epoch of the paper's configuration on one KNL node takes minutes
 
 
 class LaunchError(ValueError):
@@ -60,9 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--python", default="",
                    help="interpreter in the scripts (default: .venv/bin/python; local: this one)")
     p.add_argument("--mpi", choices=("intel", "openmpi"), default="intel",
-                   help="PBS: the MPI whose mpirun the script uses (Nurion: Intel MPI)")
+                   help="PBS, and Slurm with --launch mpirun: the MPI whose mpirun the script uses (Nurion: "
+                        "Intel MPI)")
     p.add_argument("--mcdram-flat", action="store_true",
-                   help="PBS: run ranks under numactl --preferred=1 (KNL in flat memory mode)")
+                   help="PBS, and Slurm with --launch mpirun: run ranks under numactl --preferred=1 (KNL in "
+                        "flat memory mode)")
+    p.add_argument("--launch", choices=LAUNCHES, default="",
+                   help="Slurm: how the ranks start in the allocation: srun-pmix (default; srun --mpi=pmix: "
+                        "Open MPI >= 4, MPICH and Intel MPI with PMIx), srun-pmi2 (srun --mpi=pmi2: Intel MPI, "
+                        "MPICH, MVAPICH2), mpirun (the --mpi MPI's own mpirun inside the allocation). `srun "
+                        "--mpi=list` shows what a cluster offers")
+    p.add_argument("--stop-before", type=int, default=None, metavar="SECONDS",
+                   help=f"Slurm: ask for SIGUSR1 this many seconds before the time limit (default "
+                        f"{STOP_BEFORE}, or a tenth of a shorter --walltime); the run stops after the epoch it "
+                        "is in and its checkpoint, and exits 75 (resubmit with --resume); 0: no signal")
     p.add_argument("--out-dir", default="results/jobs", help="where the scripts are written")
     return p
 
@@ -128,6 +141,17 @@ def plan(args: argparse.Namespace, flags: list[str]) -> list[Job]:
     if not is_local and threads * args.ranks_per_node > cores:
         raise LaunchError(f"--ranks-per-node {args.ranks_per_node} x --threads-per-rank {threads} "
                           f"exceeds --cores-per-node {cores}")
+    is_slurm = args.scheduler == "slurm"
+    if args.launch and not is_slurm:
+        raise LaunchError("--launch is for slurm scripts (PBS and local scripts start the ranks with mpirun)")
+    if args.stop_before is not None and not is_slurm:
+        raise LaunchError("--stop-before is for slurm scripts (PBS has no warning signal before its walltime)")
+    h, m, sec = (int(x) for x in args.walltime.split(":"))
+    walltime_s = h * 3600 + m * 60 + sec
+    stop_before = min(STOP_BEFORE, walltime_s // 10) if args.stop_before is None else args.stop_before
+    if is_slurm and not 0 <= stop_before < walltime_s:
+        raise LaunchError(f"--stop-before must be at least 0 and shorter than --walltime {args.walltime}, got "
+                          f"{stop_before} s")
     mode = args.mode or ("sweep" if is_local else "jobs")
     if is_local and mode != "sweep":
         raise LaunchError("--mode jobs needs a scheduler; local writes one sweep")
@@ -135,6 +159,7 @@ def plan(args: argparse.Namespace, flags: list[str]) -> list[Job]:
                cores_per_node=cores, walltime=args.walltime, records=args.records, flags=tuple(flags),
                sweep=mode == "sweep", queue=args.queue, account=args.account, job_name=args.job_name,
                log_dir=args.out_dir, mpi=args.mpi, mcdram_flat=args.mcdram_flat,
+               launch=args.launch or LAUNCHES[0], stop_before=stop_before,
                python=args.python or (sys.executable if is_local else ".venv/bin/python"))
     jobs = [base] if mode == "sweep" else [replace(base, nodes=n) for n in sorted(set(args.nodes))]
     check_bench_flags(flags, world_sizes(jobs))

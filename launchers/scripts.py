@@ -30,8 +30,10 @@ class Job:
     job_name: str = "multijet"
     log_dir: str = "."
     python: str = ".venv/bin/python"
-    mpi: str = "intel"  # PBS only: intel (Nurion's Intel MPI) or openmpi
-    mcdram_flat: bool = False  # PBS only: numactl --preferred=1 (KNL in flat memory mode)
+    mpi: str = "intel"  # the MPI whose mpirun starts the ranks (PBS; Slurm with launch="mpirun"): intel or openmpi
+    mcdram_flat: bool = False  # mpirun launches: numactl --preferred=1 (KNL in flat memory mode)
+    launch: str = "srun-pmix"  # Slurm: srun-pmix, srun-pmi2 (srun --mpi=...) or mpirun (inside the allocation)
+    stop_before: int = 300  # Slurm: seconds before the time limit at which SIGUSR1 asks the run to stop; 0: never
 
     @property
     def ranks(self) -> int:
@@ -69,6 +71,48 @@ def _python_lines(job: Job) -> list[str]:
             "PY=${MULTIJET_PYTHON:-%s}" % shlex.quote(job.python)]
 
 
+def _mpirun(job: Job) -> list[str]:
+    """The lines that start the ranks with the MPI's own mpirun (PBS, or Slurm's --launch mpirun)."""
+    numa = "numactl --preferred=1 " if job.mcdram_flat else ""
+    if job.mpi == "intel":
+        return ["export I_MPI_FABRICS=shm:ofi FI_PROVIDER=psm2",
+                "# Intel MPI: each rank's pinning domain is OMP_NUM_THREADS cores.",
+                "export I_MPI_PIN_DOMAIN=omp",
+                f"mpirun -np {job.ranks} -ppn {job.ranks_per_node} {numa}{_launch_tail(job)}"]
+    return ["# Open MPI: R ranks per node, each bound to T cores.",
+            (f"mpirun -np {job.ranks} --map-by ppr:{job.ranks_per_node}:node:pe={job.threads_per_rank} "
+             f"--bind-to core {numa}{_launch_tail(job)}")]
+
+
+def _slurm_launch(job: Job) -> list[str]:
+    """How the ranks start inside the allocation, and how the time-limit warning reaches them."""
+    if job.launch != "mpirun":
+        pmi = job.launch.removeprefix("srun-")
+        name = "PMIx" if pmi == "pmix" else "PMI-2"
+        return [f"# One rank per task, each bound to its own cores. --mpi={pmi}: the ranks find each other through",
+                f"# {name} (`srun --mpi=list` shows what this cluster has); without a PMI (MpiDefault=none)",
+                "# every task would be alone in an MPI world of one, which bench.strong_scaling refuses.",
+                "# --kill-on-bad-exit: a rank that fails or is killed ends the step at once, instead of the",
+                "# others waiting in a collective until the time limit.",
+                f"srun --mpi={pmi} --kill-on-bad-exit=1 --cpu-bind=cores {_launch_tail(job)}"]
+    *setup, launch = _mpirun(job)
+    lines = ["# The ranks are started by the MPI's own mpirun, which reads the allocation (Open MPI starts its",
+             "# daemons on the other nodes with srun; no PMI needed)."]
+    if not job.stop_before:
+        return lines + setup + [launch]
+    return lines + setup + [
+        "# Slurm's warning (SIGUSR1) comes to this shell (--signal=B:...): pass it on to mpirun, which passes",
+        "# it to the ranks. `wait` returns early when the trap runs, so wait again until mpirun has ended.",
+        'trap \'kill -USR1 "$launcher" 2>/dev/null\' USR1',
+        f"{launch} &",
+        "launcher=$!",
+        "while :; do",
+        '    wait "$launcher" && status=0 || status=$?',
+        '    kill -0 "$launcher" 2>/dev/null || break',
+        "done",
+        'exit "$status"']
+
+
 def slurm(job: Job) -> str:
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name={job.name}",
@@ -81,16 +125,22 @@ def slurm(job: Job) -> str:
     if job.account:
         lines.append(f"#SBATCH --account={job.account}")
     lines += [f"#SBATCH --output={job.log_dir}/{job.name}-%j.out",
-              "#SBATCH --exclusive",
-              *_header_comment(job, "slurm"),
-              "set -euo pipefail",
+              "#SBATCH --exclusive"]
+    if job.stop_before:
+        target = "B:" if job.launch == "mpirun" else ""  # the batch shell (mpirun) or every task of the step
+        lines.append(f"#SBATCH --signal={target}USR1@{job.stop_before}")
+    lines += [*_header_comment(job, "slurm")]
+    if job.stop_before:
+        lines += [f"# Slurm sends SIGUSR1 {job.stop_before} s before the time limit (up to a minute earlier): the run",
+                  "# stops after the epoch it is in and that epoch's checkpoint, writes no record and exits 75.",
+                  "# With --checkpoint PATH --resume among the flags, submitting this script again continues it."]
+    lines += ["set -euo pipefail",
               'cd "$SLURM_SUBMIT_DIR"',
               *_python_lines(job),
               f"export OMP_NUM_THREADS={job.threads_per_rank}",
               "# srun >= 22.05 no longer hands --cpus-per-task to the job steps by itself.",
               f"export SRUN_CPUS_PER_TASK={job.threads_per_rank}",
-              "# One rank per task, each bound to its own cores.",
-              f"srun --cpu-bind=cores {_launch_tail(job)}"]
+              *_slurm_launch(job)]
     return "\n".join(lines) + "\n"
 
 
@@ -119,16 +169,7 @@ def pbs(job: Job) -> str:
               "# * Horovod over Omni-Path: Intel MPI's OFI provider (I_MPI_FABRICS=shm:ofi, FI_PROVIDER=psm2).",
               "export OMP_PROC_BIND=close OMP_PLACES=cores",
               "# export KMP_AFFINITY=granularity=fine,compact,1,0 KMP_BLOCKTIME=1"]
-    numa = "numactl --preferred=1 " if job.mcdram_flat else ""
-    if job.mpi == "intel":
-        lines += ["export I_MPI_FABRICS=shm:ofi FI_PROVIDER=psm2",
-                  "# Intel MPI: each rank's pinning domain is OMP_NUM_THREADS cores.",
-                  "export I_MPI_PIN_DOMAIN=omp",
-                  f"mpirun -np {job.ranks} -ppn {job.ranks_per_node} {numa}{_launch_tail(job)}"]
-    else:
-        lines += ["# Open MPI: R ranks per node, each bound to T cores.",
-                  f"mpirun -np {job.ranks} --map-by ppr:{job.ranks_per_node}:node:pe={job.threads_per_rank} "
-                  f"--bind-to core {numa}{_launch_tail(job)}"]
+    lines += _mpirun(job)
     return "\n".join(lines) + "\n"
 
 
@@ -170,4 +211,6 @@ def launch_line(text: str) -> str:
 def launch_flags(text: str) -> list[str]:
     """The bench.strong_scaling flags on a script's launch line, as the shell would split them."""
     words = shlex.split(launch_line(text))
+    if words[-1] == "&":  # started in the background (Slurm's mpirun launch, which passes on SIGUSR1)
+        words.pop()
     return words[words.index("bench.strong_scaling") + 1:]

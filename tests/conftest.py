@@ -1,5 +1,7 @@
-"""Test tiers: ``unit``, ``slow`` and ``mpi``; every test is in exactly one.
+"""Test tiers: ``unit``, ``slow``, ``mpi`` and ``slurm``; every test is in exactly one.
 
+* ``slurm``: submits jobs to a Slurm cluster with ``sbatch`` (tests/test_slurm.py; the local cluster of
+  ``scripts/slurm_local.sh``). Marked by hand.
 * ``mpi``: runs jobs under ``mpirun -np 2`` (marked by hand, ``pytestmark = pytest.mark.mpi`` or
   ``@pytest.mark.mpi``).
 * ``slow``: starts processes (the entry points ``python -m bench.strong_scaling``, ``bench.evaluate``,
@@ -10,8 +12,8 @@
   ``subprocess``, ``multiprocessing``, ``os.fork``, ``os.system`` or ``os.posix_spawn`` raises
   ``ProcessInUnitTest`` and fails the test, even if the code under test swallows the error.
 
-``pytest -m unit`` is the quick tier (well under a minute on two cores); ``-m slow`` and ``-m mpi`` the
-others; no marker option runs all three.
+``pytest -m unit`` is the quick tier (well under a minute on two cores); ``-m slow``, ``-m mpi`` and ``-m
+slurm`` the others; no marker option runs all four.
 """
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ import pytest
 pytest_plugins = ["pytester"]  # tests/test_tiers.py runs inner sessions with this conftest
 
 TIERS = {
-    "unit": "no process started, no MPI; added to every test not marked slow or mpi (tests/conftest.py)",
+    "unit": "no process started, no MPI; added to every test not marked slow, mpi or slurm (tests/conftest.py)",
     "slow": "starts processes (entry points, launchers, multiprocessing) or takes seconds by itself",
     "mpi": "runs jobs under mpirun -np 2 (the distributed tier)",
+    "slurm": "submits the generated job scripts to a Slurm cluster with sbatch (scripts/slurm_local.sh starts one)",
 }
+HAND_MARKED = ("slow", "mpi", "slurm")  # every test carries at most one of them; a test with none is unit
 
 
 class ProcessInUnitTest(RuntimeError):
@@ -45,11 +49,12 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        slow, mpi = item.get_closest_marker("slow"), item.get_closest_marker("mpi")
-        if slow and mpi:
-            raise pytest.UsageError(f"{item.nodeid} is marked both slow and mpi; the tiers are disjoint, "
-                                    "keep only mpi (it runs under mpirun)")
-        if not slow and not mpi:
+        tiers = [name for name in HAND_MARKED if item.get_closest_marker(name)]
+        if len(tiers) > 1:
+            keep = "slurm (it submits jobs)" if "slurm" in tiers else "mpi (it runs under mpirun)"
+            raise pytest.UsageError(f"{item.nodeid} is marked both {tiers[0]} and {tiers[1]}; the tiers are "
+                                    f"disjoint, keep only {keep}")
+        if not tiers:
             item.add_marker(pytest.mark.unit)
 
 

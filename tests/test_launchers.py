@@ -41,10 +41,12 @@ def test_slurm_jobs(tmp_path, nodes):
     text = scripts(out)[f"multijet-n{nodes:04d}.sbatch"]
     for line in (f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=2", "#SBATCH --cpus-per-task=34",
                  "#SBATCH --time=02:30:00", "#SBATCH --partition=knl", "#SBATCH --account=proj1",
-                 f"#SBATCH --job-name=multijet-n{nodes:04d}", "export OMP_NUM_THREADS=34"):
+                 f"#SBATCH --job-name=multijet-n{nodes:04d}", "export OMP_NUM_THREADS=34",
+                 "#SBATCH --signal=USR1@300"):  # the warning goes to every task of the step
         assert line in text.splitlines()
     assert re.search(r"^#SBATCH --output=\S+multijet-n%04d-%%j\.out$" % nodes, text, re.M)
-    assert launch_line(text).startswith("srun --cpu-bind=cores ")
+    # PMIx by default: without a PMI each task would be alone in a world of one
+    assert launch_line(text).startswith('srun --mpi=pmix --kill-on-bad-exit=1 --cpu-bind=cores "$PY" ')
     check_flags(text, 34, "results/records.jsonl", sweep=False)
     submit = (out / "submit_all.sh").read_text()
     assert submit.count("sbatch ") == 3
@@ -84,6 +86,27 @@ def test_sweep_mode_is_one_allocation_of_the_largest_count(tmp_path, scheduler, 
     check_flags(text, 68, "results/records.jsonl", sweep=True)
 
 
+def test_slurm_launch_choices(tmp_path):
+    """--launch: srun with the PMI named, or the MPI's own mpirun inside the allocation, which gets Slurm's
+    warning in the batch shell (B:) and passes it on; the launch line parses either way."""
+    out = generate(tmp_path, "slurm", "--nodes", "2", "--launch", "srun-pmi2", "--walltime", "00:20:00")
+    text = scripts(out)["multijet-n0002.sbatch"]
+    assert launch_line(text).startswith("srun --mpi=pmi2 --kill-on-bad-exit=1 ")
+    assert "#SBATCH --signal=USR1@120" in text.splitlines()  # a tenth of a walltime under 50 minutes
+    out = generate(tmp_path / "m", "slurm", "--nodes", "2", "--ranks-per-node", "2", "--launch", "mpirun",
+                   "--mpi", "openmpi", "--stop-before", "90")
+    text = scripts(out)["multijet-n0002.sbatch"]
+    lines = text.splitlines()
+    assert "#SBATCH --signal=B:USR1@90" in lines
+    assert launch_line(text).startswith("mpirun -np 4 --map-by ppr:2:node:pe=34 --bind-to core ")
+    assert launch_line(text).endswith(" &")
+    assert lines.index("trap 'kill -USR1 \"$launcher\" 2>/dev/null' USR1") < lines.index(launch_line(text))
+    check_flags(text, 34, "results/records.jsonl", sweep=False)
+    out = generate(tmp_path / "n", "slurm", "--nodes", "1", "--launch", "mpirun", "--stop-before", "0")
+    text = scripts(out)["multijet-n0001.sbatch"]
+    assert "--signal" not in text and "trap" not in text and not launch_line(text).endswith("&")
+
+
 def test_local_sweep(tmp_path):
     out = generate(tmp_path, "local", "--nodes", "2", "--threads-per-rank", "1")
     text = scripts(out)["multijet-sweep0002.sh"]
@@ -116,13 +139,19 @@ def test_bad_pass_through_flag_is_refused(tmp_path, capsys, flags, named):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("opts,named", [
-    (["--walltime", "2h"], "--walltime"),
-    (["--ranks-per-node", "4", "--threads-per-rank", "20"], "--cores-per-node"),
+@pytest.mark.parametrize("scheduler,opts,named", [
+    ("pbs", ["--walltime", "2h"], "--walltime"),
+    ("pbs", ["--ranks-per-node", "4", "--threads-per-rank", "20"], "--cores-per-node"),
+    ("pbs", ["--launch", "mpirun"], "--launch"),
+    ("pbs", ["--stop-before", "60"], "--stop-before"),
+    ("local", ["--launch", "srun-pmix"], "--launch"),
+    ("slurm", ["--walltime", "00:05:00", "--stop-before", "300"], "--stop-before"),
+    ("slurm", ["--stop-before", "-1"], "--stop-before"),
 ])
-def test_bad_launcher_option_is_refused(tmp_path, capsys, opts, named):
-    assert main(["pbs", "--nodes", "2", *opts, "--out-dir", str(tmp_path / "g")]) == 2
+def test_bad_launcher_option_is_refused(tmp_path, capsys, scheduler, opts, named):
+    assert main([scheduler, "--nodes", "2", *opts, "--out-dir", str(tmp_path / "g")]) == 2
     assert named in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
 
 
 @pytest.mark.mpi

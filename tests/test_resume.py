@@ -1,10 +1,16 @@
 """Spec: --resume loses no finished work. A run checkpointed every epoch and continued after it stopped
 gives the same losses and AUC as an uninterrupted run (CPU, same seed); a checkpoint from another
 configuration is refused naming the flags; a sweep re-run with the same records file and sweep id skips
-the points already recorded."""
+the points already recorded. SIGUSR1 (a scheduler's warning before its time limit) stops a run at the next
+epoch boundary, after that epoch's checkpoint: exit status 75, a message saying how to continue, no record;
+under mpirun a signal to one rank stops every rank at the same boundary. (tests/test_slurm.py has Slurm
+send it.)"""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +89,60 @@ def test_sweep_resume_skips_recorded_points(tmp_path):
     assert [r["world_size"] for r in records(out)] == [1, 2]
     proc = run(["--epochs", "2", "--sweep", "--sweep-id", "S1", "--backend", "mpi", "--resume"], out, mpi=True)
     assert [r["world_size"] for r in records(out)] == [1, 2]  # nothing left to do
+
+
+def signal_after_first_epoch(cmd, pick_pid, timeout=240) -> tuple[int, str, str]:
+    """Start ``cmd``, send SIGUSR1 to ``pick_pid(proc)`` once epoch 0 is reported, and wait for the end:
+    (status, stdout, stderr)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=MPI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    seen = []
+    for line in proc.stdout:  # tqdm writes the epoch lines to stdout
+        seen.append(line)
+        if line.startswith("epoch 0 "):
+            os.kill(pick_pid(proc), signal.SIGUSR1)
+            break
+        assert time.monotonic() < deadline, "epoch 0 was not reported"
+    try:
+        out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc.returncode, "".join(seen) + out, err
+
+
+@pytest.mark.slow  # runs python -m bench.strong_scaling
+def test_sigusr1_stops_at_an_epoch_boundary_and_resume_finishes_the_run(tmp_path):
+    ckpt = ["--checkpoint", str(tmp_path / "s.ckpt"), "--resume"]
+    cmd = [sys.executable, "-m", "bench.strong_scaling", *TINY, "--epochs", "6", *ckpt, "--out",
+           str(tmp_path / "s.jsonl")]
+    code, out, err = signal_after_first_epoch(cmd, lambda proc: proc.pid)
+    assert code == 75, err[-3000:]
+    assert "stopped: SIGUSR1 (the scheduler's warning before its time limit) stopped the job after" in err
+    assert "run the same command with --resume" in err and str(tmp_path / "s.ckpt.n1") in err
+    assert records(tmp_path / "s.jsonl") == []
+    run(["--epochs", "6", *ckpt], tmp_path / "s.jsonl")
+    run(["--epochs", "6"], tmp_path / "u.jsonl")
+    (resumed,), (uninterrupted,) = records(tmp_path / "s.jsonl"), records(tmp_path / "u.jsonl")
+    assert resumed["val_loss"] == uninterrupted["val_loss"] and resumed["auc"] == uninterrupted["auc"]
+
+
+@pytest.mark.mpi
+def test_sigusr1_to_one_rank_stops_every_rank_at_the_same_boundary(tmp_path):
+    tag = f"usr1-{tmp_path.name}"
+    cmd = ["mpirun", "-np", "2", sys.executable, "-m", "bench.strong_scaling", *TINY, "--epochs", "200",
+           "--backend", "mpi", "--system", tag, "--checkpoint", str(tmp_path / "m.ckpt"), "--out",
+           str(tmp_path / "m.jsonl")]
+
+    def rank_1(proc):
+        for pid in subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True, check=False).stdout.split():
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if b"OMPI_COMM_WORLD_RANK=1" in environ:
+                return int(pid)
+        raise AssertionError("rank 1 not found")
+
+    code, out, err = signal_after_first_epoch(cmd, rank_1)
+    assert code == 75, err[-3000:]
+    assert "of the 2-rank run" in err and (tmp_path / "m.ckpt.n2").exists()
+    assert records(tmp_path / "m.jsonl") == []

@@ -25,8 +25,10 @@ def test_unmarked_tests_are_unit_and_the_tiers_partition_the_suite(inner):
         def test_slow(): pass
         @pytest.mark.mpi
         def test_mpi(): pass
+        @pytest.mark.slurm
+        def test_slurm(): pass
     """)
-    for tier, name in [("unit", "test_plain"), ("slow", "test_slow"), ("mpi", "test_mpi")]:
+    for tier, name in [("unit", "test_plain"), ("slow", "test_slow"), ("mpi", "test_mpi"), ("slurm", "test_slurm")]:
         result = inner.runpytest("-m", tier, "--collect-only", "-q")
         assert [line.split("::")[1] for line in result.outlines if "::" in line] == [name]
 
@@ -41,6 +43,19 @@ def test_slow_and_mpi_together_is_refused(inner):
     result = inner.runpytest("--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_both is marked both slow and mpi*"])
+
+
+@pytest.mark.parametrize("other", ["slow", "mpi"])
+def test_slurm_with_another_tier_is_refused(inner, other):
+    inner.makepyfile(f"""
+        import pytest
+        @pytest.mark.slurm
+        @pytest.mark.{other}
+        def test_both(): pass
+    """)
+    result = inner.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*test_both is marked both {other} and slurm*keep only slurm*"])
 
 
 @pytest.mark.parametrize("start", [

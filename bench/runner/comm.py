@@ -12,20 +12,82 @@ import sys
 import time
 import traceback
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bench.runner import cpus
+from bench.runner.config import UsageError
 
 # Variables that MPI launchers set in every rank's environment.
 _LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "PALS_RANKID",
                   "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
+# How many tasks the launcher of this process started, most specific first: an MPI's own launcher (Open MPI's
+# mpirun, a PMI-1 launcher such as MPICH's or Intel MPI's hydra, MVAPICH2's), then the job step of srun
+# (SLURM_STEP_NUM_TASKS, set by srun only; an sbatch script has SLURM_NTASKS, the allocation's size, but is
+# one process and not a step, so a single run inside an allocation is not mistaken for a launch), then Flux.
+_TASK_COUNT_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS",
+                    "FLUX_JOB_SIZE")
+# This task's rank as its launcher numbered it: a rank above 0 cannot be alone in its world.
+_TASK_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PALS_RANKID")
 
 
 def under_launcher() -> bool:
     return any(v in os.environ for v in _LAUNCHER_VARS) or os.environ.get("MULTIJET_FORCE_MPI") == "1"
+
+
+class WorldOfOne(UsageError):
+    """The launcher started several tasks but MPI gives this one a world of one: each task would run
+    alone and write its own one-rank record. Exit status 2."""
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def launched_tasks(environ: Mapping[str, str]) -> tuple[int, str] | None:
+    """(tasks, the variable that says so) of the launcher that started this process, or None when no
+    launcher says. A rank above 0 (``PMIX_RANK=1``) counts as at least rank + 1 tasks. Pure."""
+    for name in _TASK_COUNT_VARS:
+        n = _int(environ.get(name))
+        if n is not None:
+            return n, f"{name}={n}"
+    for name in _TASK_RANK_VARS:
+        rank = _int(environ.get(name))
+        if rank is not None and rank > 0:
+            return rank + 1, f"{name}={rank}"
+    return None
+
+
+def check_world_size(size: int, environ: Mapping[str, str], library: str | None) -> None:
+    """Refuse a world of one where the launcher started several tasks. ``size``: ranks MPI reports (1
+    without MPI); ``library``: the MPI library mpi4py uses (None when MPI was not initialised).
+
+    Raises WorldOfOne naming the variable and the fix: a step of srun without a PMI (Slurm's
+    ``MpiDefault=none``), or an mpirun of another MPI than the one mpi4py was built with. Pure.
+    """
+    launched = launched_tasks(environ)
+    if size != 1 or launched is None or launched[0] <= 1:
+        return
+    n, said = launched
+    head = (f"the launcher started {n} tasks ({said}) but this process sees an MPI world of one: each task "
+            "would train alone and write its own one-rank record. ")
+    if library is None and said.startswith("SLURM_"):  # srun gave the step no PMI, so MPI never started
+        raise WorldOfOne(head + "srun started the tasks without a PMI (the cluster's MpiDefault is none): "
+                         "start them with `srun --mpi=pmix` (`srun --mpi=list` shows the choices; pmi2 for "
+                         "Intel MPI or MPICH), as `python -m launchers.make slurm` writes by default "
+                         "(--launch srun-pmix), or with mpirun inside the allocation (--launch mpirun)")
+    if library is None:
+        raise WorldOfOne(head + "the launcher gave the tasks no PMI, so MPI never started: start them with "
+                         "the mpirun (or srun --mpi=...) of the MPI that mpi4py was built with")
+    raise WorldOfOne(head + f"mpi4py uses {library}, not the MPI of this launcher: start the job with the "
+                     "mpirun (or srun --mpi=...) of that MPI, or rebuild mpi4py against the launcher's MPI "
+                     "(`pip install --force-reinstall --no-binary mpi4py mpi4py` with its mpicc on PATH)")
 
 
 @dataclass(frozen=True)
@@ -125,8 +187,13 @@ def _world_from(comm) -> World:
 
 
 def init_world() -> World:
-    """The world of this job: MPI.COMM_WORLD under a launcher, else one rank."""
+    """The world of this job: MPI.COMM_WORLD under a launcher, else one rank.
+
+    Raises WorldOfOne (a UsageError: exit status 2) when the launcher started several tasks and this one
+    would run alone (``check_world_size``); a single process inside an allocation (an sbatch script, ``srun
+    -n 1``) runs."""
     if not under_launcher():
+        check_world_size(1, os.environ, None)
         mine = cpus.affinity()
         return World(rank=0, size=1, local_rank=0, local_size=1, nodes=1, ranks_per_node=1,
                      hosts=(socket.gethostname(),), cpus=mine, node_cores=cpus.node_cores([mine], cpus.cgroup_quota()))
@@ -135,6 +202,8 @@ def init_world() -> World:
     # 2-core machine (benchmarks/bench_two_rank_efficiency.py). Read at MPI_Init; a user's setting wins.
     os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     from mpi4py import MPI
+    if MPI.COMM_WORLD.size == 1:
+        check_world_size(1, os.environ, MPI.Get_library_version().splitlines()[0].strip().rstrip(","))
     return _world_from(MPI.COMM_WORLD)
 
 

@@ -5,6 +5,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy
@@ -41,6 +42,32 @@ def default_threads(requested: int, world) -> int:
     (CPU affinity and cgroup quota, ``World.node_cores``) shared among its ranks, and never more than the
     CPUs this rank itself may run on (a rank bound to one core gets one thread)."""
     return requested or max(1, min(len(world.cpus), world.node_cores // world.local_size))
+
+
+def scheduler(environ: Mapping[str, str] = os.environ) -> dict | None:
+    """The batch job this process runs in, from the scheduler's variables; None outside a scheduler.
+
+    Slurm: ``{"kind": "slurm", "job_id": SLURM_JOB_ID, "nodelist": SLURM_JOB_NODELIST (Slurm's compressed
+    form, ``node[01-04]``), "cpus_per_task": SLURM_CPUS_PER_TASK as an int (None when the job did not set
+    it)}``. PBS: ``{"kind": "pbs", "job_id": PBS_JOBID, "nodelist": the distinct hosts of PBS_NODEFILE
+    joined by commas (None when unreadable), "cpus_per_task": None}`` (PBS states threads per chunk, not per
+    rank). An array job's element is ``<array job id>_<index>``, as the scheduler names it. Reads the
+    node file only."""
+    if "SLURM_JOB_ID" in environ:
+        job = environ["SLURM_JOB_ID"]
+        if "SLURM_ARRAY_JOB_ID" in environ and "SLURM_ARRAY_TASK_ID" in environ:
+            job = f"{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
+        cpus = environ.get("SLURM_CPUS_PER_TASK", "")
+        return {"kind": "slurm", "job_id": job, "nodelist": environ.get("SLURM_JOB_NODELIST"),
+                "cpus_per_task": int(cpus) if cpus.isdigit() else None}
+    if "PBS_JOBID" in environ:
+        try:
+            hosts = Path(environ["PBS_NODEFILE"]).read_text().split()
+            nodelist = ",".join(dict.fromkeys(hosts)) or None
+        except (KeyError, OSError):
+            nodelist = None
+        return {"kind": "pbs", "job_id": environ["PBS_JOBID"], "nodelist": nodelist, "cpus_per_task": None}
+    return None
 
 
 def _version(dist: str) -> str | None:

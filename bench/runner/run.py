@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 import models
 from bench import physics, records
-from bench.runner import backends, checkpoint, cpu_use, speed
+from bench.runner import backends, checkpoint, cpu_use, speed, stop
 from bench.runner.comm import World, mpi_library
 from bench.runner.config import Config, UsageError, as_dict, learning_rate
 from bench.runner.data_setup import Data
-from bench.runner.environment import cpu_model, environment, git_rev
+from bench.runner.environment import cpu_model, environment, git_rev, scheduler
 from bench.runner.mllog import MLLog
 from bench.runner.optimizers import Lamb, Lars
 from bench.runner.reduce import rank_summary, reduce_cpu, reduce_ranks
@@ -51,7 +51,8 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
 
     Raises bench.runner.train.NonFiniteLoss, UsageError (a micro-batch that does not fit) or DataError (a
     bad pixel found while training); checkpoint.AlreadyRecorded on every rank when --resume finds the run
-    finished and recorded.
+    finished and recorded; stop.Stopped on every rank when a rank received the scheduler's warning signal
+    (after the epoch it arrived in, and that epoch's checkpoint).
     """
     per_rank = cfg.global_batch // world.size
     micro = cfg.micro_batch or per_rank
@@ -124,6 +125,10 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
                 kind = "warm-up" if epoch == 0 else "measured"
                 bar.write(f"epoch {epoch} ({kind}): {times.epoch_s:.2f} s, "
                           f"train loss {times.train_loss:.4f}, val loss {val_loss:.4f}, AUC {auc:.4f}")
+            # The scheduler's warning before its time limit (bench/runner/stop.py): all ranks stop here,
+            # after this epoch's checkpoint, if any rank got it.
+            if epoch + 1 < cfg.epochs and stop.agreed(world):
+                raise stop.Stopped(len(epochs))
     finally:
         bar.close()
         sync.close()
@@ -240,4 +245,5 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         test_auc=comparison.get("auc") if comparison else None,
         physics=comparison,
         env=env,
+        scheduler=scheduler(),
     )

@@ -19,7 +19,7 @@ from bench.runner.config import UsageError
 from bench.runner.device_data import DevicePlacementError
 from data.base import DataError
 
-rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
+rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMIX_RANK", "0")))  # mpirun; srun --mpi=pmix
 bad_rank, where = int(sys.argv[1]), sys.argv[2]
 
 

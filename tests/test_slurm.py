@@ -1,0 +1,252 @@
+"""Spec: the job scripts `python -m launchers.make slurm` writes run under a real Slurm (22.05, the local
+cluster of scripts/slurm_local.sh: two node daemons on this host, MpiDefault=none as many sites leave it).
+
+* A 2-rank job ends COMPLETED with one record of world size 2: srun starts the ranks with the PMI the
+  script names (PMIx), so they form one MPI world. The same script with a plain `srun` (no PMI) ends FAILED
+  with every task's exit 2 and a message naming the fix, and no record: without the check each task would
+  have run alone and written a one-rank record. A single process in a batch script (SLURM_NTASKS set, no
+  job step) runs as one rank.
+* The sweep (one allocation of two nodes, --sweep) and the one-job-per-node-count scripts (submit_all.sh)
+  end COMPLETED with one record per rank count, the right node counts and their own job's identity.
+* --launch mpirun starts the ranks with Open MPI's mpirun across the allocation's two nodes, and passes
+  Slurm's warning signal from the batch shell to the ranks.
+* A rank that raises or is killed ends the job, FAILED, within a minute, not at its time limit.
+* A job that reaches its time limit gets SIGUSR1 before it (--signal), stops at an epoch boundary after the
+  checkpoint and exits 75 (FAILED, not TIMEOUT), with no record; the same script submitted again with a
+  longer limit finishes the run (--resume) with the losses and AUCs of an uninterrupted run.
+* Every record carries the scheduler's identity (kind, job id, node list, cpus per task).
+
+Jobs are tiny (16x16 images, 64-image batches) so the tier takes a few minutes on two cores. Where Slurm
+cannot be installed and started (not root, not Debian) the tier skips with one line saying what is missing.
+"""
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from launchers.make import main as make
+from launchers.scripts import ENTRY
+from tests.mpi_env import ROOT
+from tests.slurm_cluster import bring_up, unavailable
+
+SMALL = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "--val-events", "64", "--seed", "5"]
+TINY = [*SMALL, "--epochs", "2"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    return bring_up()
+
+
+def two_nodes(cluster):
+    if len(cluster.nodes) < 2:
+        pytest.skip("the local cluster has one node (MULTIJET_SLURM_NODES=1)")
+
+
+def generate(out: Path, *opts: str, flags=TINY) -> list[Path]:
+    """Scripts of `launchers.make slurm` for this cluster (2 cores a node, 1 thread a rank), records in
+    out/records.jsonl."""
+    code = make(["slurm", "--cores-per-node", "2", "--threads-per-rank", "1", *opts,
+                 "--records", str(out / "records.jsonl"), "--out-dir", str(out), "--", *flags])
+    assert code == 0
+    return sorted(out.glob("*.sbatch"))
+
+
+def log_of(script: Path, job_id: str) -> Path:
+    """The job's output file, as the script's --output directive names it."""
+    (pattern,) = re.findall(r"^#SBATCH --output=(\S+)$", script.read_text(), re.MULTILINE)
+    return Path(pattern.replace("%j", job_id))
+
+
+def read(log: Path) -> str:
+    """A job's output; a progress bar cut mid-character does not stop the test from reading it."""
+    return log.read_text(errors="replace")
+
+
+def records(out: Path) -> list[dict]:
+    path = out / "records.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_job(cluster, script: Path, timeout: float = 180, *sbatch_args) -> tuple[dict, str]:
+    job_id = cluster.submit(script, *sbatch_args)
+    fields = cluster.wait(job_id, timeout, log_of(script, job_id))
+    log = read(log_of(script, job_id))
+    return {**fields, "id": job_id}, log
+
+
+def identity(job: dict, cpus: int = 1) -> dict:
+    return {"kind": "slurm", "job_id": job["id"], "nodelist": job["NodeList"], "cpus_per_task": cpus}
+
+
+def wait_for(path: Path, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in read(path):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{text!r} did not appear in {path} within {timeout:.0f} s")
+
+
+def test_a_missing_sbatch_names_what_to_install():
+    """Unit: the skip reason of a machine without Slurm that cannot install it."""
+    reason = unavailable(which=lambda name: None, uid=1000)
+    assert "sbatch not found" in reason and "apt-get install slurm-wlm munge" in reason
+    assert "scripts/slurm_local.sh start" in reason
+    assert unavailable(which=lambda name: f"/usr/bin/{name}" if name == "apt-get" else None, uid=0) is None
+
+
+@pytest.mark.slurm
+def test_two_rank_job_is_one_world(cluster, tmp_path):
+    (script,) = generate(tmp_path, "--nodes", "1", "--ranks-per-node", "2",
+                         flags=["--preset", "quick", *TINY])  # the quick preset, made tiny
+    job, log = run_job(cluster, script)
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
+    (rec,) = records(tmp_path)
+    assert (rec["world_size"], rec["nodes"], rec["ranks_per_node"], rec["threads_per_rank"]) == (2, 1, 2, 1)
+    assert rec["scheduler"] == identity(job) and rec["preset"] == "quick"
+
+
+@pytest.mark.slurm
+def test_srun_without_a_pmi_is_refused(cluster, tmp_path):
+    """The first try's finding: `srun python ...` under MpiDefault=none started two one-rank runs."""
+    (script,) = generate(tmp_path, "--nodes", "1", "--ranks-per-node", "2")
+    plain = script.with_name("plain.sbatch")
+    plain.write_text(script.read_text().replace("srun --mpi=pmix ", "srun "))
+    job, log = run_job(cluster, plain, timeout=120)
+    assert job["JobState"] == "FAILED", log[-3000:]
+    assert log.count("error: the launcher started 2 tasks (SLURM_STEP_NUM_TASKS=2)") >= 1
+    assert "srun --mpi=pmix" in log and "Exited with exit code 2" in log
+    assert records(tmp_path) == []
+
+
+@pytest.mark.slurm
+def test_a_single_process_in_an_allocation_runs(cluster, tmp_path):
+    """A batch script has SLURM_NTASKS (the allocation's 2) but is one process, not a step: it runs."""
+    script = tmp_path / "single.sbatch"
+    out = tmp_path / "records.jsonl"
+    script.write_text("\n".join([
+        "#!/bin/bash", "#SBATCH --ntasks=2", "#SBATCH --cpus-per-task=1", "#SBATCH --time=00:05:00",
+        f"#SBATCH --output={tmp_path}/single-%j.out", "set -euo pipefail",
+        f'"$MULTIJET_PYTHON" {ENTRY} {" ".join(TINY)} --threads 1 --backend none --out {out}', ""]))
+    job, log = run_job(cluster, script, timeout=120)
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
+    (rec,) = records(tmp_path)
+    assert rec["world_size"] == 1 and rec["scheduler"] == identity(job)
+
+
+@pytest.mark.slurm
+def test_sweep_in_one_allocation_of_two_nodes(cluster, tmp_path):
+    two_nodes(cluster)
+    (script,) = generate(tmp_path, "--nodes", "1", "2", "--mode", "sweep", flags=[*TINY, "--backend", "mpi"])
+    assert script.name == "multijet-sweep0002.sbatch"
+    job, log = run_job(cluster, script)
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
+    recs = records(tmp_path)
+    assert [(r["world_size"], r["nodes"]) for r in recs] == [(1, 1), (2, 2)]
+    assert len({r["sweep_id"] for r in recs}) == 1 and all(r["scheduler"] == identity(job) for r in recs)
+    assert job["NodeList"] == ",".join(cluster.nodes)
+
+
+@pytest.mark.slurm
+def test_one_job_per_node_count(cluster, tmp_path):
+    two_nodes(cluster)
+    scripts = generate(tmp_path, "--nodes", "1", "2", flags=[*TINY, "--backend", "mpi"])
+    assert [s.name for s in scripts] == ["multijet-n0001.sbatch", "multijet-n0002.sbatch"]
+    proc = subprocess.run(["bash", str(tmp_path / "submit_all.sh")], cwd=ROOT, env=cluster.env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    ids = re.findall(r"Submitted batch job (\d+)", proc.stdout)
+    assert len(ids) == 2
+    jobs = []
+    for job_id, script in zip(ids, scripts):
+        fields = cluster.wait(job_id, 180, log_of(script, job_id))
+        assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), read(log_of(script, job_id))
+        jobs.append({**fields, "id": job_id})
+    by_job = {r["scheduler"]["job_id"]: r for r in records(tmp_path)}
+    assert sorted(by_job) == sorted(ids)
+    for nodes, job in zip((1, 2), jobs):
+        rec = by_job[job["id"]]
+        assert (rec["world_size"], rec["nodes"], rec["scheduler"]) == (nodes, nodes, identity(job))
+
+
+@pytest.mark.slurm
+def test_mpirun_launch_spans_the_allocation_and_passes_on_the_warning(cluster, tmp_path):
+    """--launch mpirun: Open MPI's mpirun starts one rank on each node; Slurm's B: warning reaches the batch
+    shell (sent here as Slurm sends it), which passes it to mpirun and so to the ranks."""
+    two_nodes(cluster)
+    flags = [*SMALL, "--epochs", "400", "--backend", "mpi", "--checkpoint",
+             str(tmp_path / "ck"), "--resume"]
+    (script,) = generate(tmp_path, "--nodes", "2", "--launch", "mpirun", "--mpi", "openmpi", flags=flags)
+    job_id = cluster.submit(script)
+    wait_for(log_of(script, job_id), "epoch 1 (measured)")
+    cluster.signal_batch_shell(job_id, "USR1")
+    signalled = time.monotonic()
+    job = cluster.wait(job_id, 60, log_of(script, job_id))
+    log = read(log_of(script, job_id))
+    assert time.monotonic() - signalled < 30, "the ranks did not stop at the next epoch boundary"
+    assert (job["JobState"], job["ExitCode"]) == ("FAILED", "75:0"), log[-3000:]
+    assert "stopped: SIGUSR1" in log and "of the 2-rank run" in log
+    assert (tmp_path / "ck.n2").exists() and records(tmp_path) == []
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("fault", ["raise", "kill"])
+def test_a_failing_rank_ends_the_job_within_a_minute(cluster, tmp_path, fault):
+    tag = f"slurm-fault-{tmp_path.name}"
+    flags = [*SMALL, "--epochs", "400", "--backend", "mpi", "--system", tag]
+    (script,) = generate(tmp_path, "--nodes", "1", "--ranks-per-node", "2", "--walltime", "00:10:00", flags=flags)
+    if fault == "raise":  # rank 1 raises at the start of epoch 1 (tests/mpi_scripts/fault_run.py)
+        script.write_text(script.read_text().replace(ENTRY, "tests/mpi_scripts/fault_run.py 1 raise@1"))
+    job_id = cluster.submit(script)
+    log = log_of(script, job_id)
+    wait_for(log, "injected raise@1" if fault == "raise" else "epoch 1 (measured)")
+    if fault == "kill":  # as the OOM killer would
+        rank1 = [pid for pid in subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True,
+                                                              check=False).stdout.split()
+                 if "PMIX_RANK=1" in Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")]
+        assert len(rank1) == 1
+        subprocess.run(["kill", "-9", rank1[0]], check=True)
+    failed = time.monotonic()
+    job = cluster.wait(job_id, 120, log)
+    assert time.monotonic() - failed < 60, "the job outlived its failed rank by a minute"
+    assert job["JobState"] == "FAILED", read(log)[-3000:]
+    if fault == "raise":
+        assert "injected on rank 1" in read(log)
+    assert records(tmp_path) == []
+
+
+@pytest.mark.slurm
+def test_the_time_limit_stops_cleanly_and_resubmission_finishes_the_run(cluster, tmp_path):
+    """A 1-minute limit (Slurm's shortest) with the warning 55 s before it: Slurm looks at time limits every
+    30 s, so SIGUSR1 comes 5 to 35 s after the start, while 100 tiny epochs take longer. An uninterrupted
+    run of the same configuration runs meanwhile as a job on the other node, for comparison."""
+    flags = ["--model", "compact", "--image-size", "16", "--global-batch", "64", "--train-events", "128",
+             "--val-events", "32", "--seed", "5", "--epochs", "100", "--backend", "mpi"]
+    ckpt = ["--checkpoint", str(tmp_path / "ck"), "--resume"]
+    (script,) = generate(tmp_path, "--nodes", "1", "--ranks-per-node", "2", "--walltime", "00:01:00",
+                         "--stop-before", "55", flags=[*flags, *ckpt])
+    assert "#SBATCH --signal=USR1@55" in script.read_text().splitlines()
+    (reference,) = generate(tmp_path / "ref", "--nodes", "1", "--ranks-per-node", "2", "--walltime", "00:10:00",
+                            "--stop-before", "0", flags=flags)
+    first = cluster.submit(script)
+    ref = cluster.submit(reference)
+    job = cluster.wait(first, 150, log_of(script, first))
+    log = read(log_of(script, first))
+    assert job["JobState"] != "COMPLETED", "the run finished before Slurm's warning came: raise --epochs"
+    assert (job["JobState"], job["ExitCode"]) == ("FAILED", "75:0"), log[-3000:]  # not TIMEOUT
+    done = int(re.search(r"stopped the job after (\d+) of 100 epoch\(s\) of the 2-rank run", log).group(1))
+    assert 1 <= done < 100 and (tmp_path / "ck.n2").exists() and records(tmp_path) == []
+    # the same script again, with room to finish
+    job, log = run_job(cluster, script, 300, "--time=00:10:00")
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
+    assert f"resuming from {tmp_path / 'ck.n2'} after epoch {done - 1}" in log
+    ref_job = cluster.wait(ref, 300, log_of(reference, ref))
+    assert ref_job["JobState"] == "COMPLETED", read(log_of(reference, ref))[-3000:]
+    (resumed,), (uninterrupted,) = records(tmp_path), records(tmp_path / "ref")
+    assert resumed["val_loss"] == uninterrupted["val_loss"] and resumed["auc"] == uninterrupted["auc"]
+    assert len(resumed["epoch_s"]) == len(uninterrupted["epoch_s"]) == 99
+    assert resumed["scheduler"] == identity({**job, "id": job["id"]})
