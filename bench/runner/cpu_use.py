@@ -2,7 +2,7 @@
 
 Each rank samples its own process (CPU time of all its threads, user + system, and its voluntary and
 involuntary context switches) just before and just after every epoch's ``train_epoch``: outside the timed
-region, two samples per epoch, about 0.1 ms each (``python -m benchmarks.bench_cpu_sampling``). CPU time comes
+region, two samples per epoch, about 0.1 ms together (``python -m benchmarks.bench_cpu_sampling``). CPU time comes
 from psutil; context switches from ``getrusage(RUSAGE_SELF)``, which sums every thread, because psutil's come
 from ``/proc/self/status`` on Linux, which counts the main thread's only (psutil issue #1467), and the threads
 that get preempted are mostly the others (torch's pool, the data thread, Horovod's).
@@ -41,7 +41,7 @@ class Sample:
 
 
 def sample(clock=time.perf_counter) -> Sample:
-    """This process now (every thread of it): about 0.1 ms on Linux."""
+    """This process now (every thread of it): about 50 us on Linux."""
     global _process
     if _process is None:
         _process = psutil.Process()
