@@ -117,7 +117,7 @@ def test_sigusr1_stops_at_an_epoch_boundary_and_resume_finishes_the_run(tmp_path
     ckpt = ["--checkpoint", str(tmp_path / "s.ckpt"), "--resume"]
     cmd = [sys.executable, "-m", "bench.strong_scaling", *TINY, "--epochs", "6", *ckpt, "--out",
            str(tmp_path / "s.jsonl")]
-    code, out, err = signal_after_first_epoch(cmd, lambda proc: proc.pid)
+    code, _, err = signal_after_first_epoch(cmd, lambda proc: proc.pid)
     assert code == 75, err[-3000:]
     assert "stopped: SIGUSR1 (the scheduler's warning before its time limit) stopped the job after" in err
     assert "run the same command with --resume" in err and str(tmp_path / "s.ckpt.n1") in err
@@ -142,7 +142,7 @@ def test_sigusr1_to_one_rank_stops_every_rank_at_the_same_boundary(tmp_path):
                 return int(pid)
         raise AssertionError("rank 1 not found")
 
-    code, out, err = signal_after_first_epoch(cmd, rank_1)
+    code, _, err = signal_after_first_epoch(cmd, rank_1)
     assert code == 75, err[-3000:]
     assert "of the 2-rank run" in err and (tmp_path / "m.ckpt.n2").exists()
     assert records(tmp_path / "m.jsonl") == []

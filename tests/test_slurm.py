@@ -19,8 +19,11 @@ cluster of scripts/slurm_local.sh: two node daemons on this host, MpiDefault=non
 Jobs are tiny (16x16 images, 64-image batches) so the tier takes a few minutes on two cores. Where Slurm
 cannot be installed and started (not root, not Debian) the tier skips with one line saying what is missing.
 """
+import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -80,6 +83,40 @@ def run_job(cluster, script: Path, timeout: float = 180, *sbatch_args) -> tuple[
 
 def identity(job: dict, cpus: int = 1) -> dict:
     return {"kind": "slurm", "job_id": job["id"], "nodelist": job["NodeList"], "cpus_per_task": cpus}
+
+
+def ranks_of(tag: str) -> dict[int, int]:
+    """{rank: pid} of the srun-started ranks whose command line holds ``tag`` (their --system)."""
+    found = {}
+    for pid in subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True, check=False).stdout.split():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        rank = [v for v in environ if v.startswith(b"PMIX_RANK=")]  # ranks only, not srun
+        if rank:
+            found[int(rank[0].split(b"=")[1])] = int(pid)
+    return found
+
+
+def process_state(pid: int) -> tuple[str, bool, bool]:
+    """(state letter, SIGUSR1 caught by a handler, SIGUSR1 pending) of process ``pid``, from
+    /proc/PID/status; ("gone", False, False) when it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "gone", False, False
+    usr1 = 1 << (signal.SIGUSR1 - 1)
+    caught, pending = (int(re.search(rf"^{key}:\s*([0-9a-f]+)$", status, re.MULTILINE).group(1), 16) & usr1 > 0
+                       for key in ("SigCgt", "ShdPnd"))
+    return re.search(r"^State:\s*(\S)", status, re.MULTILINE).group(1), caught, pending
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
 
 
 def wait_for(path: Path, text: str, timeout: float = 120) -> None:
@@ -205,11 +242,7 @@ def test_a_failing_rank_ends_the_job_within_a_minute(cluster, tmp_path, fault):
     log = log_of(script, job_id)
     wait_for(log, "injected raise@1" if fault == "raise" else "epoch 1 (measured)")
     if fault == "kill":  # as the OOM killer would
-        rank1 = [pid for pid in subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True,
-                                                              check=False).stdout.split()
-                 if "PMIX_RANK=1" in Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")]
-        assert len(rank1) == 1
-        subprocess.run(["kill", "-9", rank1[0]], check=True)
+        os.kill(ranks_of(tag)[1], signal.SIGKILL)
     failed = time.monotonic()
     job = cluster.wait(job_id, 120, log)
     assert time.monotonic() - failed < 60, "the job outlived its failed rank by a minute"
@@ -221,32 +254,52 @@ def test_a_failing_rank_ends_the_job_within_a_minute(cluster, tmp_path, fault):
 
 @pytest.mark.slurm
 def test_the_time_limit_stops_cleanly_and_resubmission_finishes_the_run(cluster, tmp_path):
-    """A 1-minute limit (Slurm's shortest) with the warning 55 s before it: Slurm looks at time limits every
-    30 s, so SIGUSR1 comes 5 to 35 s after the start, while 100 tiny epochs take longer. An uninterrupted
-    run of the same configuration runs meanwhile as a job on the other node, for comparison."""
+    """A 1-minute limit (Slurm's shortest) with the warning 50 s before it. Slurm looks at time limits about
+    every 30 s, so SIGUSR1 comes 10 to 40 s after the start, and 30 tiny epochs may be over by then: the
+    test holds the ranks (SIGSTOP) as soon as they catch SIGUSR1, long before it can come, until Slurm's
+    signal is pending in them (Slurm continues the tasks it signals), then lets them go on; they stop after
+    their first epoch. An uninterrupted run of the same configuration runs meanwhile on the other node."""
+    tag = f"slurm-limit-{tmp_path.name}"
     flags = ["--model", "compact", "--image-size", "16", "--global-batch", "64", "--train-events", "128",
-             "--val-events", "32", "--seed", "5", "--epochs", "100", "--backend", "mpi"]
-    ckpt = ["--checkpoint", str(tmp_path / "ck"), "--resume"]
+             "--val-events", "32", "--seed", "5", "--epochs", "30", "--backend", "mpi"]
+    ckpt = ["--checkpoint", str(tmp_path / "ck"), "--resume", "--system", tag]
     (script,) = generate(tmp_path, "--nodes", "1", "--ranks-per-node", "2", "--walltime", "00:01:00",
-                         "--stop-before", "55", flags=[*flags, *ckpt])
-    assert "#SBATCH --signal=USR1@55" in script.read_text().splitlines()
+                         "--stop-before", "50", flags=[*flags, *ckpt])
+    assert "#SBATCH --signal=USR1@50" in script.read_text().splitlines()
     (reference,) = generate(tmp_path / "ref", "--nodes", "1", "--ranks-per-node", "2", "--walltime", "00:10:00",
                             "--stop-before", "0", flags=flags)
     first = cluster.submit(script)
     ref = cluster.submit(reference)
-    job = cluster.wait(first, 150, log_of(script, first))
+    ranks = {}
+
+    def catching():  # both ranks started and their SIGUSR1 handler installed (bench/strong_scaling.py)
+        ranks.update(ranks_of(tag))
+        return sorted(ranks) == [0, 1] and all(process_state(pid)[1] for pid in ranks.values())
+
+    wait_until(catching, 60, "the ranks did not start")
+    for pid in ranks.values():
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: all(process_state(pid)[0] == "T" for pid in ranks.values()), 10, "the ranks did not stop")
+        # until the signal is pending in each, or Slurm has continued it
+        wait_until(lambda: not any(process_state(pid)[0] == "T" and not process_state(pid)[2]
+                                   for pid in ranks.values()), 60, "Slurm's warning did not come within a minute")
+    finally:
+        for pid in ranks.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    job = cluster.wait(first, 90, log_of(script, first))
     log = read(log_of(script, first))
-    assert job["JobState"] != "COMPLETED", "the run finished before Slurm's warning came: raise --epochs"
     assert (job["JobState"], job["ExitCode"]) == ("FAILED", "75:0"), log[-3000:]  # not TIMEOUT
-    done = int(re.search(r"stopped the job after (\d+) of 100 epoch\(s\) of the 2-rank run", log).group(1))
-    assert 1 <= done < 100 and (tmp_path / "ck.n2").exists() and records(tmp_path) == []
+    assert "stopped the job after 1 of 30 epoch(s) of the 2-rank run" in log
+    assert (tmp_path / "ck.n2").exists() and records(tmp_path) == []
     # the same script again, with room to finish
     job, log = run_job(cluster, script, 300, "--time=00:10:00")
     assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
-    assert f"resuming from {tmp_path / 'ck.n2'} after epoch {done - 1}" in log
+    assert f"resuming from {tmp_path / 'ck.n2'} after epoch 0" in log
     ref_job = cluster.wait(ref, 300, log_of(reference, ref))
     assert ref_job["JobState"] == "COMPLETED", read(log_of(reference, ref))[-3000:]
     (resumed,), (uninterrupted,) = records(tmp_path), records(tmp_path / "ref")
     assert resumed["val_loss"] == uninterrupted["val_loss"] and resumed["auc"] == uninterrupted["auc"]
-    assert len(resumed["epoch_s"]) == len(uninterrupted["epoch_s"]) == 99
-    assert resumed["scheduler"] == identity({**job, "id": job["id"]})
+    assert len(resumed["epoch_s"]) == len(uninterrupted["epoch_s"]) == 29
+    assert resumed["scheduler"] == identity(job)

@@ -125,6 +125,7 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
                 kind = "warm-up" if epoch == 0 else "measured"
                 bar.write(f"epoch {epoch} ({kind}): {times.epoch_s:.2f} s, "
                           f"train loss {times.train_loss:.4f}, val loss {val_loss:.4f}, AUC {auc:.4f}")
+                sys.stdout.flush()  # a job's log (Slurm's --output, a pipe) shows each epoch as it ends
             # The scheduler's warning before its time limit (bench/runner/stop.py): all ranks stop here,
             # after this epoch's checkpoint, if any rank got it.
             if epoch + 1 < cfg.epochs and stop.agreed(world):
