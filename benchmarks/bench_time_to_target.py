@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.runner.config import from_dict, learning_rate
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,7 +63,7 @@ def main() -> None:
                 print(f"| {optimizer} | {batch} | failed: {proc.stderr.strip().splitlines()[-1]} |||||")
                 continue
             rec = json.loads(out.read_text().splitlines()[-1])
-            lr = a.lr * (batch / 512 if optimizer == "lamb" else 1.0)
+            lr = learning_rate(from_dict(rec["config"]))  # as the run used it
             best = max(x for x in rec["auc"] if x is not None)
             k, t = rec["epochs_to_target"], rec["time_to_target_s"]
             epochs = str(k) if k is not None else f"not in {len(rec['auc'])}"

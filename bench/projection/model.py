@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from bench.projection.collectives import ring_s
+
 BACKWARD_SHARE = 2.0 / 3.0  # backward ~ 2x forward flops
 OVERLAP_BACKENDS = ("horovod", "ddp")
 
@@ -50,9 +52,7 @@ class AllreduceFit:
     bandwidth_Bps: float
 
     def time_s(self, ranks: int, nbytes: float) -> float:
-        if ranks <= 1:
-            return 0.0
-        return 2 * (ranks - 1) * self.alpha_s + 2 * (ranks - 1) / ranks * nbytes / self.bandwidth_Bps
+        return ring_s(ranks, nbytes, self.alpha_s, self.bandwidth_Bps)
 
 
 def _weighted_lstsq(design: np.ndarray, times: np.ndarray) -> np.ndarray:

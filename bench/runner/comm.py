@@ -203,7 +203,7 @@ def init_world() -> World:
     os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     from mpi4py import MPI
     if MPI.COMM_WORLD.size == 1:
-        check_world_size(1, os.environ, MPI.Get_library_version().splitlines()[0].strip().rstrip(","))
+        check_world_size(1, os.environ, mpi_library())
     return _world_from(MPI.COMM_WORLD)
 
 

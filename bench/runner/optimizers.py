@@ -27,6 +27,15 @@ def _trust(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
                        torch.ones_like(numerator))
 
 
+def _loss(closure):
+    """The loss of ``closure`` (re-evaluating the model, gradients on), as torch's optimizers take it; None
+    without one."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class Lamb(Optimizer):
     """LAMB (You et al. 2020, Algorithm 2). ``lr``: the global learning rate; ``betas``, ``eps``: Adam's;
     ``weight_decay``: decoupled, added to the direction before the trust ratio. Raises ValueError for a
@@ -41,10 +50,7 @@ class Lamb(Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -83,10 +89,7 @@ class Lars(Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:

@@ -147,13 +147,18 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     return record
 
 
+def first_reaching(target: float, aucs: list) -> int | None:
+    """The number of epochs after which an AUC of ``aucs`` (None: undefined) first reached ``target``."""
+    return next((k + 1 for k, auc in enumerate(aucs) if auc is not None and auc >= target), None)
+
+
 def reached_target(cfg: Config, world: World, aucs: list[float]) -> int | None:
     """The number of epochs after which the validation AUC first reached --target-auc (None: not yet, or no
     target). Rank 0 holds the AUCs; with --stop-at-target every rank must know, so it is broadcast (a
     collective, outside the timed region)."""
     if not cfg.target_auc:
         return None
-    first = next((k + 1 for k, auc in enumerate(aucs) if auc >= cfg.target_auc), None) if world.is_root else None
+    first = first_reaching(cfg.target_auc, aucs) if world.is_root else None
     return world.bcast(first) if cfg.stop_at_target else first
 
 
@@ -164,7 +169,7 @@ def time_to_target(cfg: Config, epochs: list, epoch_s: list[float], aucs: list[f
     the reason in ``undefined`` when the target was not reached. Empty without a target."""
     if not cfg.target_auc:
         return {}
-    k = next((k + 1 for k, auc in enumerate(aucs) if auc is not None and auc >= cfg.target_auc), None)
+    k = first_reaching(cfg.target_auc, aucs)
     if k is None:
         best = max((a for a in aucs if a is not None), default=float("nan"))
         why = f"the validation AUC did not reach {cfg.target_auc:g} in {len(aucs)} epoch(s) (best {best:.4f})"
