@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+import models
 from bench.errors import fail, fail_agreed, fail_rank
 from bench.outputs import OutputPathError, check_output_file
 from bench.records import append_record, recorded_world_sizes
@@ -72,6 +73,10 @@ def set_up(argv: list[str] | None, world: World) -> Job:
     OutputPathError, BackendError, DataError or DevicePlacementError."""
     cfg = parse_config(argv)
     check_outputs(cfg)
+    try:
+        models.check_available(cfg.model)
+    except ImportError as exc:
+        raise UsageError(f"--model {cfg.model}: {exc}") from None
     sizes = sweep_sizes(world.size) if cfg.sweep else [world.size]
     backend = backends.resolve(cfg.backend, world.size)
     device = pick_device(cfg.device, world.local_rank)

@@ -22,6 +22,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import models
 from bench.errors import fail
 from bench.outputs import OutputPathError, check_output_dir
 from bench.runner.config import UsageError, parse_config
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="records file the runs append to (relative to the submission directory)")
     p.add_argument("--job-name", default="multijet")
     p.add_argument("--python", default="",
-                   help="interpreter in the scripts (default: .venv/bin/python; local: this one)")
+                   help="interpreter in the scripts (default: .venv/bin/python, or .venv-vision/bin/python for a "
+                        "torchvision model; local: this one)")
     p.add_argument("--mpi", choices=("intel", "openmpi"), default="intel",
                    help="PBS, and Slurm with --launch mpirun: the MPI whose mpirun the script uses (Nurion: "
                         "Intel MPI)")
@@ -117,6 +119,16 @@ def check_bench_flags(flags: list[str], world_sizes: list[int]) -> None:
                               f"{cfg.global_batch // n} at {n} ranks")
 
 
+def default_python(flags: list[str]) -> str:
+    """The interpreter of a scheduler's script: the vision environment's for a torchvision model (README,
+    'Standard image models'), the project's otherwise."""
+    try:
+        model = parse_config(flags).model
+    except (UsageError, SystemExit):  # check_bench_flags reports it
+        model = ""
+    return ".venv-vision/bin/python" if models.is_torchvision(model) else ".venv/bin/python"
+
+
 def world_sizes(jobs: list[Job]) -> list[int]:
     sizes = set()
     for job in jobs:
@@ -160,7 +172,7 @@ def plan(args: argparse.Namespace, flags: list[str]) -> list[Job]:
                sweep=mode == "sweep", queue=args.queue, account=args.account, job_name=args.job_name,
                log_dir=args.out_dir, mpi=args.mpi, mcdram_flat=args.mcdram_flat,
                launch=args.launch or LAUNCHES[0], stop_before=stop_before,
-               python=args.python or (sys.executable if is_local else ".venv/bin/python"))
+               python=args.python or (sys.executable if is_local else default_python(flags)))
     jobs = [base] if mode == "sweep" else [replace(base, nodes=n) for n in sorted(set(args.nodes))]
     check_bench_flags(flags, world_sizes(jobs))
     return jobs

@@ -55,8 +55,13 @@ def _col(frame: pd.DataFrame, name: str, dtype="float64") -> pd.Series:
 
 
 def config_of(row) -> tuple:
-    """A point's or run's configuration as a tuple of plain Python values (``CONFIG_FIELDS`` order)."""
-    return tuple(plain(row[f]) for f in CONFIG_FIELDS)
+    """A point's or run's configuration as a tuple of plain Python values (``CONFIG_FIELDS`` order). A
+    torchvision model padded circularly in phi (``config.circular_phi``) is its own model, ``resnet50 (circular
+    phi)``."""
+    values = {f: plain(row[f]) for f in CONFIG_FIELDS}
+    if plain(row.get("config.circular_phi")) is True:
+        values["model"] = f"{values['model']} (circular phi)"
+    return tuple(values[f] for f in CONFIG_FIELDS)
 
 
 def _configs(frame: pd.DataFrame) -> pd.Series:

@@ -14,6 +14,10 @@
 
 ``pytest -m unit`` is the quick tier (well under a minute on two cores); ``-m slow``, ``-m mpi`` and ``-m
 slurm`` the others; no marker option runs all four.
+
+Across the tiers, ``vision`` marks the tests of torchvision's models (tests/test_vision_models.py). They run
+in the vision environment (``MULTIJET_VISION=1 ./run.sh test -m vision``, README); elsewhere they skip,
+saying why. With ``MULTIJET_VISION=1`` set, a torchvision that does not work fails them instead.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import pytest
 
 pytest_plugins = ["pytester"]  # tests/test_tiers.py runs inner sessions with this conftest
 
+VISION = "vision: needs torchvision's models; runs in the vision environment (MULTIJET_VISION=1 ./run.sh test -m vision)"
 TIERS = {
     "unit": "no process started, no MPI; added to every test not marked slow, mpi or slurm (tests/conftest.py)",
     "slow": "starts processes (entry points, launchers, multiprocessing) or takes seconds by itself",
@@ -44,6 +49,23 @@ def pytest_configure(config):
     for name, text in TIERS.items():
         if name not in listed:
             config.addinivalue_line("markers", f"{name}: {text}")
+    if "vision" not in listed:
+        config.addinivalue_line("markers", VISION)
+
+
+@pytest.fixture(autouse=True)
+def _torchvision_for_vision_tests(request):
+    """A ``vision`` test skips where torchvision does not work, and fails there in the vision environment."""
+    if request.node.get_closest_marker("vision") is None:
+        return
+    import models
+    try:
+        models.check_available("resnet50")
+    except ImportError as exc:
+        if os.environ.get("MULTIJET_VISION") == "1":
+            pytest.fail(f"MULTIJET_VISION=1 but {exc}")
+        pytest.skip(f"needs torchvision, which runs in the vision environment: MULTIJET_VISION=1 ./run.sh test "
+                    f"-m vision ({str(exc).split(';')[0]})")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker

@@ -33,7 +33,7 @@ def test_bad_input_exits_2_naming_the_flag(args, flag, records, capsys):
     assert records.read_text() == before
 
 
-@pytest.mark.parametrize("flag,value", [("--preset", "huge"), ("--model", "resnet50"), ("--backend", "nccl"),
+@pytest.mark.parametrize("flag,value", [("--preset", "huge"), ("--model", "resnet18"), ("--backend", "nccl"),
                                         ("--device", "tpu"), ("--optimizer", "lion"), ("--normalisation", "zscore"),
                                         ("--amp", "fp8"), ("--compile", "maybe")])
 def test_choices_are_enforced_by_the_parser(flag, value, records, capsys):

@@ -21,6 +21,7 @@ import sys
 import uuid
 from dataclasses import replace
 
+import models
 from bench.errors import fail
 from bench.outputs import OutputPathError, check_output_dir, check_output_file
 from bench.projection import published
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reduction of repeated step times before the fit (min: least disturbed by other load)")
     c.add_argument("--no-allreduce", action="store_true", help="keep the stored allreduce timings")
     m = p.add_argument_group("projection")
-    m.add_argument("--model", default="circpad")
+    m.add_argument("--model", default="circpad", choices=models.available(),
+                   help="the model to project; it must be in the calibration at one of --image-sizes")
     m.add_argument("--image-sizes", type=int, nargs="+", default=[64, 224])
     m.add_argument("--global-batch", type=int, default=32768)
     m.add_argument("--events", type=int, default=450_000, help="training events per epoch")
@@ -108,13 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_compute_specs(specs: list[str]) -> str | None:
+    """What is wrong with the first bad ``--compute MODEL:SIZE`` (a model that is not registered, a size it
+    cannot take, a torchvision model without torchvision), or None: checked before minutes of calibration."""
+    for spec in specs:
+        model, sep, size = spec.partition(":")
+        if not sep or not size.isdigit():
+            return f"--compute {spec}: expected MODEL:SIZE, e.g. circpad:64"
+        try:
+            models.check_image_size(model, int(size))
+            models.check_available(model)
+        except (ValueError, ImportError) as exc:
+            return f"--compute {spec}: {exc}"
+    return None
+
+
 def calibrate(args) -> None:
     entries = []
     for spec in args.compute:
         model, size = spec.split(":")
         size = int(size)
         for threads in args.threads:
-            repeats = min(args.repeats, 2) if size >= 224 and model == "circpad" else args.repeats
+            repeats = min(args.repeats, 2) if size >= 224 and model != "compact" else args.repeats
             entries.append(measure_compute(model, size, args.batches or default_batches(model, size),
                                            repeats, threads))
     allreduce = None
@@ -323,10 +340,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nJSON: {args.json}")
         return 0
     if args.calibrate:
+        bad = check_compute_specs(args.compute)
+        if bad:
+            return fail(bad)
         calibrate(args)
     if not os.path.isfile(args.calibration):
         return fail(f"--calibration {args.calibration}: no such file; run with --calibrate first")
     cal = Calibration.load(args.calibration, args.statistic)
+    if not any((args.model, size) in cal.params for size in args.image_sizes):
+        have = ", ".join(sorted(f"{m}:{s}" for m, s in cal.params)) or "nothing"
+        return fail(f"--model {args.model}: {args.calibration} has no calibration of it at "
+                    f"{', '.join(f'{s}px' for s in args.image_sizes)} (it has {have}); calibrate it with --calibrate "
+                    f"--compute {args.model}:{args.image_sizes[-1]} plus the entries to keep")
     records = []
     if args.records:
         try:

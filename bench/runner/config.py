@@ -32,8 +32,13 @@ def _f(default, help: str, **kw):
 
 @dataclass(frozen=True)
 class Config:
-    model: str = _f("circpad", "model name", choices=tuple(models.available()))
-    image_size: int = _f(64, "image height = width in pixels; divisible by 8")
+    model: str = _f("circpad", "model: the study's circular-padding CNN (circpad), the compact CNN, or one of "
+                               "torchvision's (their own environment: README, 'Standard image models')",
+                    choices=tuple(models.available()))
+    image_size: int = _f(64, "image height = width in pixels; divisible by 8 for circpad and compact, at least "
+                             "32 for resnet50, densenet121, mobilenet_v2 and 75 for inception_v3")
+    circular_phi: bool = _f(False, "pad every convolution of a torchvision model circularly in phi (the study's "
+                                   "CNNs always do)", flag=True)
     data: str = _f("synthetic", "'synthetic' for the embedded toy, or the path of an HDF5 event store")
     normalisation: str = _f("max", "image normalisation (data.base.normalise)", choices=NORMALISATIONS)
     global_batch: int = _f(32768, "images per optimizer step over all ranks (held fixed: strong scaling)")
@@ -185,8 +190,13 @@ def validate(cfg: Config) -> None:
     for name in ("micro_batch", "train_events", "val_events", "threads", "lr_warmup_epochs"):
         if getattr(cfg, name) < 0:
             raise UsageError(f"{flag_name(name)} must not be negative, got {getattr(cfg, name)}")
-    if cfg.image_size % 8:
-        raise UsageError(f"--image-size must be divisible by 8 (three 2x2 poolings), got {cfg.image_size}")
+    try:
+        models.check_image_size(cfg.model, cfg.image_size)
+    except ValueError as exc:
+        raise UsageError(f"--image-size: {exc}") from None
+    if cfg.circular_phi and not models.is_torchvision(cfg.model):
+        raise UsageError(f"--circular-phi applies to the torchvision models; {cfg.model} always pads "
+                         "circularly in phi")
     if cfg.micro_batch and cfg.global_batch % cfg.micro_batch:
         raise UsageError(f"--global-batch {cfg.global_batch} is not divisible by --micro-batch {cfg.micro_batch}")
     if not 0.0 <= cfg.dropout < 1.0:

@@ -98,6 +98,7 @@ def environment(hosts: tuple[str, ...], mpi_library: str | None) -> dict:
         "mem_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
         "numpy": numpy.__version__,
         "mpi_library": mpi_library,
         "mpi4py": _version("mpi4py"),

@@ -62,6 +62,7 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     log = MLLog(checkpoint.run_path(cfg.mllog, world.size, cfg.sweep), world.is_root)
     log.init_start(cfg, world.size, cfg.system or str(device), len(data.split.train), len(data.split.val),
                    learning_rate(cfg))
+    flops_per_image = models.training_flops_of_config(cfg) if world.is_root else None  # meta device: no work
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (and broadcast anyway)
     net = models.from_config(cfg).to(device)
     optimizer = make_optimizer(cfg, net)
@@ -140,7 +141,8 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     if not world.is_root:
         return None
     record = build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses,
-                          models.count_parameters(net), per_rank, micro, ranks, comparison, node)
+                          models.count_parameters(net), flops_per_image, per_rank, micro,
+                          ranks, comparison, node)
     if cfg.save_model:
         checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
                               cfg, net, world.size, record["run_id"], record["data"])
@@ -200,9 +202,9 @@ def test_comparison(net, data: Data, world: World, device, batch: int) -> dict |
 
 
 def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses, n_params,
-                 per_rank, micro, ranks, comparison, node) -> dict:
+                 flops_per_image, per_rank, micro, ranks, comparison, node) -> dict:
     """The run's record (docs/records.md) from rank 0's view (``node``: ``cpu_use.node_facts`` at the start)
-    and every rank's summary."""
+    and every rank's summary; ``flops_per_image``: training FLOPs of one image (models.training_flops)."""
     steps_per_epoch = len(epochs[0].step_s)
     train_events = steps_per_epoch * cfg.global_batch
     env = environment(world.hosts, mpi_library())
@@ -233,6 +235,8 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         device_name=gpu or cpu_model(),
         model=cfg.model,
         model_params=n_params,
+        train_flops_per_image=flops_per_image,
+        achieved_gflop_s=timing["images_per_s"] * flops_per_image / 1e9 if timing["images_per_s"] else None,
         image_size=cfg.image_size,
         global_batch=cfg.global_batch,
         per_rank_batch=per_rank,
