@@ -171,3 +171,13 @@ def test_generated_local_script_runs_a_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     recs = [json.loads(line) for line in records.read_text().splitlines()]
     assert [r["world_size"] for r in recs] == [1, 2] and all(r["threads_per_rank"] == 1 for r in recs)
+
+
+def test_a_torchvision_model_gets_the_vision_environment(tmp_path):
+    """A scheduler script for a torchvision model runs the vision environment's interpreter (README, 'Standard
+    image models'); the study's CNN keeps the project's."""
+    vision = scripts(generate(tmp_path / "v", "slurm", "--nodes", "1",
+                              flags=["--model", "resnet50", "--image-size", "224"]))["multijet-n0001.sbatch"]
+    plain = scripts(generate(tmp_path / "p", "slurm", "--nodes", "1"))["multijet-n0001.sbatch"]
+    assert "PY=${MULTIJET_PYTHON:-.venv-vision/bin/python}" in vision.splitlines()
+    assert "PY=${MULTIJET_PYTHON:-.venv/bin/python}" in plain.splitlines()

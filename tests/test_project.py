@@ -186,3 +186,18 @@ def test_cpu_share_scales_compute_of_validated_runs():
     assert project.cpu_shares(["1=0.46", "2:horovod=0.28"]) == {"1": 0.46, "2:horovod": 0.28}
     with pytest.raises(ValueError, match="N=SHARE"):
         project.cpu_shares(["two"])
+
+
+def test_cli_refuses_a_model_the_calibration_lacks_and_bad_compute_specs(tmp_path, capsys):
+    """Any registered model can be projected once calibrated; one that is not says how to calibrate it, and a
+    --compute spec naming an unknown model or a size it cannot take is refused before minutes of timing."""
+    cal_path = tmp_path / "cal.json"
+    cal_path.write_text(json.dumps(synthetic_calibration()))
+    assert project.main(["--calibration", str(cal_path), "--model", "resnet50", "--plot", ""]) == 2
+    err = capsys.readouterr().err
+    assert "--model resnet50" in err and "--compute resnet50:224" in err and "circpad:64" in err
+    for spec, said in (("resnet18:64", "unknown model"), ("inception_v3:64", "at least 75x75"),
+                       ("circpad:60", "divisible by 8"), ("circpad", "MODEL:SIZE")):
+        assert project.main(["--calibrate", "--compute", spec, "--calibration", str(tmp_path / "c.json"),
+                             "--plot", ""]) == 2
+        assert f"--compute {spec}: " in capsys.readouterr().err and not (tmp_path / "c.json").exists()
