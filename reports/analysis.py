@@ -17,7 +17,7 @@ Vocabulary
 Frames of points (``group_points``, ``scaling_rows``) have one row per point, sorted by configuration (each
 field compared as text), projected flag and node count, with the columns ``CONFIG_FIELDS``, ``projected``,
 ``nodes``, ``world_sizes`` (list), ``runs``, ``epoch_s`` (s: median, ``epoch_s_min``, ``epoch_s_max``),
-``spread``, ``images_per_s`` (with ``_min``, ``_max``), ``train_events``, ``auc``, ``compute_s``,
+``spread``, ``images_per_s`` (with ``_min``, ``_max``), ``achieved_gflop_s`` (median), ``train_events``, ``auc``, ``compute_s``,
 ``comm_s``, ``data_wait_s`` (s per epoch), ``sources`` (list of ``path:line``), the CPU use (``CPU_COLUMNS``;
 null for runs that did not measure it) and, from ``scaling_rows``, ``baseline_nodes``,
 ``baseline_projected``, ``speedup`` (``_min``, ``_max``) and ``efficiency`` (a fraction).
@@ -108,7 +108,8 @@ def records_of(frame: pd.DataFrame) -> list[dict]:
 def runs(records) -> pd.DataFrame:
     """One row per run with what the points need: ``CONFIG_FIELDS``, ``projected``, ``nodes`` (the scaling
     coordinate: the run's number of ranks, see below), ``world_size``, ``epoch_s`` (the run's median
-    measured epoch, s), ``images_per_s`` (recorded, else ``train_events`` / epoch_s), ``train_events``,
+    measured epoch, s), ``images_per_s`` (recorded, else ``train_events`` / epoch_s), ``achieved_gflop_s``
+    (recorded, null before records carried it), ``train_events``,
     ``auc`` (after the last epoch), ``compute_s``, ``comm_s``, ``data_wait_s``, ``source`` and the run's CPU
     use. ``records``: the frame of ``reports.frame`` (or record dicts).
 
@@ -129,6 +130,7 @@ def runs(records) -> pd.DataFrame:
         "world_size": frame["world_size"],
         "epoch_s": epoch_s,
         "images_per_s": _col(frame, "images_per_s").fillna(train_events / epoch_s),
+        "achieved_gflop_s": _col(frame, "achieved_gflop_s"),
         "train_events": train_events,
         "auc": _col(frame, "auc", "object").map(lambda a: a[-1] if isinstance(a, list) and a else None)
                                            .astype("float64"),
@@ -163,6 +165,7 @@ def group_points(records) -> pd.DataFrame:
         train_events=("train_events", "median"),
         images_per_s_min=("images_per_s", "min"),
         images_per_s_max=("images_per_s", "max"),
+        achieved_gflop_s=("achieved_gflop_s", "median"),
         auc=("auc", "median"),
         **{part: (part, "median") for part in TIME_PARTS},
         sources=("source", list),

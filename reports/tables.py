@@ -14,8 +14,8 @@ from reports.analysis import CONFIG_FIELDS, config_label, config_of, cpu_notes, 
 
 SCALING_COLUMNS = (
     *CONFIG_FIELDS, "projected", "nodes", "world_size", "runs", "epoch_s_median", "epoch_s_min", "epoch_s_max",
-    "spread_pct", "baseline_nodes", "speedup", "efficiency", "images_per_s", "compute_s", "comm_s",
-    "data_wait_s", "auc",
+    "spread_pct", "baseline_nodes", "speedup", "efficiency", "images_per_s", "achieved_gflop_s", "compute_s",
+    "comm_s", "data_wait_s", "auc",
 )
 GPU_COLUMNS = (
     *CONFIG_FIELDS, "projected", "gpu_system", "gpu_backend", "gpu_preset", "gpu_epoch_s", "gpu_runs",
@@ -84,7 +84,7 @@ def scaling_table(rows: pd.DataFrame) -> pd.DataFrame:
         runs=rows["runs"], epoch_s_median=rows["epoch_s"], epoch_s_min=rows["epoch_s_min"],
         epoch_s_max=rows["epoch_s_max"], spread_pct=100 * rows["spread"], baseline_nodes=rows["baseline_nodes"],
         speedup=rows["speedup"], efficiency=rows["efficiency"], images_per_s=rows["images_per_s"],
-        compute_s=rows["compute_s"], comm_s=rows["comm_s"], data_wait_s=rows["data_wait_s"], auc=rows["auc"],
+        achieved_gflop_s=rows["achieved_gflop_s"], compute_s=rows["compute_s"], comm_s=rows["comm_s"], data_wait_s=rows["data_wait_s"], auc=rows["auc"],
         cpu=[f"oversubscribed in {int(n)} of {int(r)} run(s)" if plain(n) else ""
              for n, r in zip(rows["oversubscribed_runs"], rows["runs"])],
         cpu_measured=rows["oversubscribed_runs"].notna())
@@ -116,7 +116,7 @@ def cpu_use_table(rows: pd.DataFrame) -> pd.DataFrame:
 READ_SCALING = (("configuration", None), ("projected", "projected"), ("nodes", "nodes"), ("runs", "runs"),
                 ("epoch s (median)", "epoch_s_median"), ("epoch s min-max", None), ("spread %", "spread_pct"),
                 ("speedup", "speedup"), ("vs nodes", "baseline_nodes"), ("efficiency %", None),
-                ("images/s", "images_per_s"), ("compute s", "compute_s"), ("comm s", "comm_s"),
+                ("images/s", "images_per_s"), ("GFLOP/s", "achieved_gflop_s"), ("compute s", "compute_s"), ("comm s", "comm_s"),
                 ("data wait s", "data_wait_s"), ("AUC", "auc"))
 READ_GPU = (("CPU configuration", None), ("projected", "projected"), ("GPU", None), ("GPU epoch s", "gpu_epoch_s"),
             ("GPU runs", "gpu_runs"), ("cluster overtakes GPU at N", "crossover"), ("largest N", "largest_nodes"),
