@@ -54,6 +54,7 @@ def rates(a, out: Path) -> None:
     print("| model | image | params | training GFLOP/image | global batch | images/s per rank, 1 rank | "
           "GFLOP/s per rank, 1 rank | images/s per rank, 2 ranks | 2-rank efficiency |")
     print("|---|---|---|---|---|---|---|---|---|")
+    resnet = None
     for size in a.sizes:
         for name in a.models:
             try:
@@ -76,6 +77,35 @@ def rates(a, out: Path) -> None:
             print(f"| {name} | {size} | {one['model_params']:,} | {flops / 1e9:.2f} | {batch} | "
                   f"{one['images_per_s']:.2f} | {one['achieved_gflop_s']:.1f} | {two['images_per_s'] / 2:.2f} | "
                   f"{eff:.2f} |", flush=True)
+            if (name, size) == ("resnet50", 224):
+                resnet = (one, two)
+    if resnet is not None:
+        beside_published(*resnet)
+
+
+def beside_published(one: dict, two: dict) -> None:
+    """This machine's ResNet-50 rate at 224x224 beside the published per-node and per-GPU ResNet-50 rates of
+    the projection's profiles (bench/projection/profiles.json, each with its source)."""
+    from bench.projection.profiles import load
+
+    prof = load()
+    work = prof.workloads["resnet50"]
+    you = next(p for p in prof.published if p["name"] == "you-resnet50-2048-knl")
+    titan = prof.systems["titan-rtx"].achieved_tflops
+    per_core = one["images_per_s"]
+    print(f"\nResNet-50 at 224x224 beside published rates (published FLOPs per image: {work.flops_per_image / 1e9:.1f} "
+          f"G, {work.source}; counted here: {one['train_flops_per_image'] / 1e9:.1f} G):\n")
+    print("| where | images/s | training TFLOP/s | source |")
+    print("|---|---|---|---|")
+    print(f"| here, one core (1 rank, 1 thread) | {per_core:.2f} | {one['achieved_gflop_s'] / 1e3:.3f} | measured above |")
+    print(f"| here, 2 ranks x 1 thread ({two['cpu']['logical_cores']} logical cores on this machine) | "
+          f"{two['images_per_s']:.2f} | {two['achieved_gflop_s'] / 1e3:.3f} | measured above |")
+    knl = you["measured"]["value"]
+    print(f"| one KNL node (Xeon Phi 7250, IntelCaffe), in 2,048-node ImageNet training | {knl:g} | "
+          f"{knl * work.flops_per_image / 1e12:.2f} | {prof.sources[you['measured']['source'].split('+')[0]]}: "
+          f"{you['measured']['derived']} |")
+    print(f"| one NVIDIA TITAN RTX (PyTorch, fp32) | {titan.low * 1e12 / work.flops_per_image:.0f} | {titan.low:g} | "
+          f"{prof.sources['cgnorthcutt']} |")
 
 
 def quality(a, out: Path) -> None:
