@@ -32,6 +32,14 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def default_bn_momentum(name: str) -> float:
+    """The BatchNorm momentum (PyTorch convention) a model trains with unless told otherwise: 0.01 for the
+    study's CNNs (the reference's Keras momentum 0.99; the compact CNN has no BatchNorm), PyTorch's default 0.1
+    for torchvision's models, whose deep BatchNorm stacks evaluate badly on short runs with 0.01 (MobileNet-V2
+    on the toy: validation AUC 0.50 after 3 epochs with 0.01, 0.84 with 0.1; docs/models.md)."""
+    return 0.1 if is_torchvision(name) else 0.01
+
+
 def is_torchvision(name: str) -> bool:
     return name in TORCHVISION_MIN_SIZE
 
@@ -59,16 +67,18 @@ def check_available(name: str) -> None:
 
 
 def get_model(name: str, image_size: int = 64, channels: int = 3, dropout: float = 0.5,
-              bn_momentum: float = 0.01, circular_phi: bool = False) -> nn.Module:
+              bn_momentum: float | None = None, circular_phi: bool = False) -> nn.Module:
     """Build model ``name`` for square images of ``image_size`` pixels with ``channels`` channels; its
     forward takes (N, channels, image_size, image_size) and returns logits (N,). ``circular_phi`` applies to
-    the torchvision models (the study's CNNs always pad circularly in phi). Raises ValueError for an unknown
+    the torchvision models (the study's CNNs always pad circularly in phi); ``bn_momentum`` None or 0: the
+    model's own (``default_bn_momentum``). Raises ValueError for an unknown
     name or a size the model cannot take, ImportError when a torchvision model's torchvision is missing."""
     check_image_size(name, image_size)
     module, cls = _REGISTRY[name]
     factory = getattr(importlib.import_module(module), cls)
     kw = {"circular_phi": circular_phi} if is_torchvision(name) else {}
-    return factory(image_size=image_size, channels=channels, dropout=dropout, bn_momentum=bn_momentum, **kw)
+    return factory(image_size=image_size, channels=channels, dropout=dropout,
+                   bn_momentum=bn_momentum or default_bn_momentum(name), **kw)
 
 
 def from_config(cfg) -> nn.Module:

@@ -75,3 +75,17 @@ def test_eta_is_not_wrapped():
         changed = x.clone()
         changed[:, :, -1] += 10.0  # the bottom row cannot reach the top row through a wrap
         torch.testing.assert_close(conv(changed)[..., 0, :], conv(x)[..., 0, :])
+
+
+def test_batchnorm_momentum_defaults_to_the_models_own():
+    """0 (the default) resolves, in the configuration the record carries, to the study's 0.01 for its CNN and
+    PyTorch's 0.1 for torchvision's models; a given value is kept; one outside [0, 1] is refused."""
+    from bench.runner.config import UsageError, parse_config
+
+    assert parse_config(["--model", "circpad"]).bn_momentum == 0.01
+    assert parse_config(["--model", "resnet50", "--image-size", "224"]).bn_momentum == 0.1
+    assert parse_config(["--model", "resnet50", "--image-size", "224", "--bn-momentum", "0.05"]).bn_momentum == 0.05
+    with pytest.raises(UsageError, match="--bn-momentum"):
+        parse_config(["--bn-momentum", "-0.1"])
+    net = models.get_model("circpad", image_size=16)
+    assert {m.momentum for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.01}

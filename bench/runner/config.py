@@ -57,7 +57,8 @@ class Config:
     lr_warmup_epochs: float = _f(0.0, "linear learning-rate warm-up from lr/10 over this many epochs "
                                       "(Goyal et al. 2017); 0: none")
     dropout: float = _f(0.5, "dropout probability (0 turns dropout off)")
-    bn_momentum: float = _f(0.01, "BatchNorm momentum, PyTorch convention (Keras 0.99 = 0.01)")
+    bn_momentum: float = _f(0.0, "BatchNorm momentum, PyTorch convention (Keras 0.99 = 0.01); 0: the model's own, "
+                                 "0.01 for circpad (the study's Keras 0.99), PyTorch's 0.1 for torchvision's models")
     threads: int = _f(0, "torch threads per rank (0: the cores this node lets its ranks use, by CPU affinity "
                          "and cgroup quota, shared among its ranks)")
     device: str = _f("cpu", "where the model trains", choices=DEVICES)
@@ -170,7 +171,8 @@ def resolve_auto(cfg: Config) -> Config:
         cfg,
         amp=("bf16" if gpu else "none") if cfg.amp == "auto" else cfg.amp,
         compile=("on" if gpu else "off") if cfg.compile == "auto" else cfg.compile,
-        data_placement=("device" if gpu else "host") if cfg.data_placement == "auto" else cfg.data_placement)
+        data_placement=("device" if gpu else "host") if cfg.data_placement == "auto" else cfg.data_placement,
+        bn_momentum=cfg.bn_momentum or models.default_bn_momentum(cfg.model))
 
 
 def validate(cfg: Config) -> None:
@@ -199,6 +201,8 @@ def validate(cfg: Config) -> None:
                          "circularly in phi")
     if cfg.micro_batch and cfg.global_batch % cfg.micro_batch:
         raise UsageError(f"--global-batch {cfg.global_batch} is not divisible by --micro-batch {cfg.micro_batch}")
+    if not 0.0 <= cfg.bn_momentum <= 1.0:
+        raise UsageError(f"--bn-momentum must be in [0, 1] (0: the model's own), got {cfg.bn_momentum}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.amp == "fp16" and cfg.device != "cuda":
