@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import models
+from bench.runner.config import UsageError, parse_config
 from models.padding import PhiCircularConv2d
 
 STUDY_MODELS = [n for n in models.available() if not models.is_torchvision(n)]
@@ -80,8 +81,6 @@ def test_eta_is_not_wrapped():
 def test_batchnorm_momentum_defaults_to_the_models_own():
     """0 (the default) resolves, in the configuration the record carries, to the study's 0.01 for its CNN and
     PyTorch's 0.1 for torchvision's models; a given value is kept; one outside [0, 1] is refused."""
-    from bench.runner.config import UsageError, parse_config
-
     assert parse_config(["--model", "circpad"]).bn_momentum == 0.01
     assert parse_config(["--model", "resnet50", "--image-size", "224"]).bn_momentum == 0.1
     assert parse_config(["--model", "resnet50", "--image-size", "224", "--bn-momentum", "0.05"]).bn_momentum == 0.05
