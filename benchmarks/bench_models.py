@@ -2,7 +2,7 @@
 
     .venv-vision/bin/python -m benchmarks.bench_models rates [--models ...] [--sizes 224 64] [--epochs 3]
     .venv-vision/bin/python -m benchmarks.bench_models quality [--models ...] [--image-size 64] [--epochs 4]
-        [--train-events 8192] [--val-events 4096] [--threads 0]
+        [--train-events 8192] [--val-events 4096] [--threads 0] [--data synthetic | FILE]
 
 ``rates``: for each model and image size it takes (models.check_image_size), one ``mpirun -np 2
 bench.strong_scaling --sweep --threads 1 --backend mpi`` (1 rank, then 2 ranks, one thread each, in one
@@ -109,7 +109,7 @@ def beside_published(one: dict, two: dict) -> None:
 
 
 def quality(a, out: Path) -> None:
-    print(f"toy {a.image_size}x{a.image_size}, {a.train_events} training / {a.val_events} validation events, "
+    print(f"{a.data} {a.image_size}x{a.image_size}, {a.train_events} training / {a.val_events} validation events, "
           f"{a.epochs} epochs at global batch {a.global_batch}, Adam lr {a.lr}, seed {a.seed}, one process\n")
     print("| model | params | test AUC | signal-eff. ratio | s/sqrt(b) ratio | cut background events | "
           "training time (s) |")
@@ -120,7 +120,7 @@ def quality(a, out: Path) -> None:
         except ValueError as exc:
             print(f"| {name} | not run: {exc} ||||||")
             continue
-        flags = ["--model", name, "--image-size", str(a.image_size), "--global-batch", str(a.global_batch),
+        flags = ["--model", name, "--data", a.data, "--image-size", str(a.image_size), "--global-batch", str(a.global_batch),
                  "--train-events", str(a.train_events), "--val-events", str(a.val_events), "--epochs",
                  str(a.epochs), "--lr", str(a.lr), "--seed", str(a.seed), "--threads", str(a.threads)]
         try:
@@ -153,6 +153,7 @@ def main() -> None:
     q.add_argument("--lr", type=float, default=1e-3)
     q.add_argument("--seed", type=int, default=1234)
     q.add_argument("--threads", type=int, default=0)
+    q.add_argument("--data", default="synthetic", help="the events: the toy, or an HDF5 event store")
     for p in (r, q):
         p.add_argument("--out", default="", help="records file (default: a temporary one)")
     a = ap.parse_args()
