@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import models
+from benchmarks import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["circpad", "resnet50", "densenet121", "inception_v3", "mobilenet_v2"]
@@ -40,10 +40,8 @@ def harness(args: list[str], ranks: int, out: Path) -> list[dict]:
     cmd = [sys.executable, "-m", "bench.strong_scaling", *args, "--out", str(out)]
     if ranks > 1:
         cmd = ["mpirun", "-np", str(ranks), *cmd]
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "PYTHONPATH": str(ROOT)}
     before = len(out.read_text().splitlines()) if out.exists() else 0
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
     return [json.loads(line) for line in out.read_text().splitlines()[before:]]

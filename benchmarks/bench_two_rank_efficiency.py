@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from benchmarks import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +28,6 @@ def main() -> None:
     ap.add_argument("--train-events", type=int, default=2048)
     ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
-    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_rmaps_base_oversubscribe": "1", "PYTHONPATH": str(ROOT)}
     print(f"circpad {args.image_size}x{args.image_size}, global batch {args.global_batch}, "
           f"{args.train_events} events/epoch, 1 thread per rank, {args.epochs - 1} measured epoch(s)")
     for backend in args.backends:
@@ -38,7 +37,7 @@ def main() -> None:
                    "--backend", backend, "--image-size", str(args.image_size), "--global-batch",
                    str(args.global_batch), "--train-events", str(args.train_events), "--val-events", "256",
                    "--epochs", str(args.epochs), "--out", str(out)]
-            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            proc = subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True)
             if proc.returncode:
                 print(f"  {backend}: failed\n{proc.stderr[-2000:]}")
                 continue

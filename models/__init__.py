@@ -23,8 +23,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "inception_v3": ("models.vision", "inception_v3"),
     "mobilenet_v2": ("models.vision", "mobilenet_v2"),
 }
-# The torchvision models and the smallest image each trains on (models.vision.MIN_SIZE, kept here so that
-# checking a size needs neither torch nor torchvision).
+# The torchvision models (models/vision.py) and the smallest square image each trains on, measured in
+# training mode at batch 2; kept here so that checking a size needs neither torch nor torchvision.
 TORCHVISION_MIN_SIZE = {"resnet50": 32, "densenet121": 32, "inception_v3": 75, "mobilenet_v2": 32}
 
 

@@ -20,9 +20,9 @@ parameter counts above are for three channels (tests/test_vision_models.py check
 * inception_v3 is built without its auxiliary classifier (``aux_logits=False``), so training and evaluation
   return the same single output.
 
-Image sizes (``MIN_SIZE``): torchvision's models take any size from their minimum up, through their global
-average pooling; the native sizes are 224x224 (299x299 for inception_v3). Below the minimum a feature map
-becomes smaller than a kernel.
+Image sizes (``models.TORCHVISION_MIN_SIZE``, measured: batch 2, training mode): torchvision's models take
+any size from their minimum up, through their global average pooling; the native sizes are 224x224 (299x299
+for inception_v3). Below the minimum a feature map becomes smaller than a kernel.
 """
 from __future__ import annotations
 
@@ -31,11 +31,8 @@ import functools
 import torch
 from torch import nn
 
+from models import TORCHVISION_MIN_SIZE, check_image_size
 from models.padding import phi_wrap
-
-# The smallest square image each model trains on in PyTorch (batch 2, training mode), measured.
-MIN_SIZE = {"resnet50": 32, "densenet121": 32, "inception_v3": 75, "mobilenet_v2": 32}
-NATIVE_SIZE = {"resnet50": 224, "densenet121": 224, "inception_v3": 299, "mobilenet_v2": 224}
 
 
 class TorchvisionUnavailable(ImportError):
@@ -77,17 +74,16 @@ def circular_phi(model: nn.Module) -> nn.Module:
 
 class VisionModel(nn.Module):
     """A torchvision model (name as torchvision spells it) for ``channels`` x ``image_size`` x
-    ``image_size`` images, returning logits of shape (N,). Raises ValueError for an unknown name or an image
-    smaller than ``MIN_SIZE``, TorchvisionUnavailable when torchvision does not work here."""
+    ``image_size`` images, returning logits of shape (N,). Raises ValueError for a name that is not a torchvision
+    model or a size it cannot take (models.check_image_size), TorchvisionUnavailable when torchvision does not
+    work here."""
 
     def __init__(self, name: str, image_size: int = 224, channels: int = 3, dropout: float = 0.5,
                  bn_momentum: float = 0.1, circular: bool = False):
         super().__init__()
-        if name not in MIN_SIZE:
-            raise ValueError(f"{name!r} is not one of the torchvision models {', '.join(MIN_SIZE)}")
-        if image_size < MIN_SIZE[name]:
-            raise ValueError(f"{name} needs images of at least {MIN_SIZE[name]}x{MIN_SIZE[name]}, "
-                             f"got {image_size}x{image_size}")
+        if name not in TORCHVISION_MIN_SIZE:
+            raise ValueError(f"{name!r} is not one of the torchvision models {', '.join(TORCHVISION_MIN_SIZE)}")
+        check_image_size(name, image_size)
         tm = torchvision_models()
         if name == "resnet50":
             net = tm.resnet50(num_classes=1)
