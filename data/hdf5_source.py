@@ -129,6 +129,10 @@ class SparseSource(_Base):
     def __init__(self, f: h5py.File, path: str, normalisation: str):
         self.f, self.path, self.normalisation = f, path, normalisation
         self._lock = threading.Lock()
+        version = int(f.attrs.get("format_version", 0))
+        if version not in st.READABLE_VERSIONS:
+            raise DataError(f"{path}: attribute format_version is {version}; this reader knows versions "
+                            f"{', '.join(map(str, st.READABLE_VERSIONS))} (a newer file wants a newer harness)")
         self.image_size = int(f.attrs["image_size"])
         if self.image_size <= 0 or self.image_size % 8:
             raise DataError(f"{path}: attribute image_size {self.image_size} is not a positive multiple of 8")
