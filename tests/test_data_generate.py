@@ -2,7 +2,8 @@
 
 Checked on one small generated dataset (tests/fixtures_data.py): every stored event passes the baseline;
 signal events carry on average at least eight jets and HT > 1500 GeV; the weighted background per slice is
-its cross section times its selection efficiency (weights xsec / n_generated, constant in a slice); the
+its cross section times its selection efficiency (weights xsec / n_generated x the generator weight, which
+the default fast path sets to P(Nb >= 1)); the
 cross sections are Pythia's and fall with pT-hat; the file survives a crash and a SIGTERM and is continued
 to exactly the counts asked for, with consistent offsets and chunk rows; a finished file is left alone; a
 chunk is the same when remade from its seed; pile-up adds lit pixels; the background split adds up.
@@ -10,6 +11,8 @@ The detector conserves energy into images (pixel sums equal tower sums) and send
 right place. Bad command lines exit with status 2 naming the flag.
 """
 from __future__ import annotations
+
+import json
 
 import h5py
 import numpy as np
@@ -68,12 +71,16 @@ def test_weights_follow_slice_cross_sections(generated):
     with h5py.File(generated.path, "r") as f:
         t = sample_table(f)
     sample = src.event_table()["sample"]
+    with h5py.File(generated.path, "r") as f:
+        gen_weight = f["events/gen_weight"][:]
+        assert json.loads(f.attrs["meta"])["levers"]["btag_weight"]  # the fast path is the default
     for i in range(len(t["name"])):
         w = src.weights[sample == i]
-        expected = t["xsec_pb"][i] / t["n_generated"][i]
-        assert np.allclose(w, expected)  # no generator weights: one weight per sample
-        # Selected weighted sum = cross section x selection efficiency of the slice.
-        assert np.isclose(w.sum(), t["xsec_pb"][i] * t["n_selected"][i] / t["n_generated"][i])
+        g = gen_weight[sample == i]
+        assert ((g > 0) & (g <= 1)).all()  # the fast path's generator weight is P(Nb >= 1)
+        np.testing.assert_allclose(w, t["xsec_pb"][i] / t["n_generated"][i] * g)
+        # Selected weighted sum = cross section x (weighted) selection efficiency of the slice.
+        assert np.isclose(w.sum(), t["xsec_pb"][i] * g.sum() / t["n_generated"][i])
     names = list(t["name"])
     sig = names.index("rpv_gluino_1400")
     assert 0.010 < t["xsec_pb"][sig] < 0.020  # Pythia's LO figure: this generator measures about 0.0144 pb

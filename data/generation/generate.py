@@ -7,6 +7,13 @@ into jets by fastjet, and kept only if they pass the baseline; the counts asked 
 The background is split over the QCD pT-hat slices (``--qcd-edges``, ``--background-split``); every event
 carries its slice's physical weight, so the weighted mixture of slices is physical whatever the split.
 
+``--path fast`` (the default) makes QCD several times cheaper without moving the physics: a parton-level
+veto, b-tag weighting (a kept event's generator weight is its probability of at least one b tag), a
+vectorised event read and a split over the slices by effective events per core-second
+(data.generation.pythia.Levers; docs/data.md, 'The fast path', has the measurements and the validation).
+``--path old`` is the generator before it. The levers and the veto's cuts and measured loss are written
+into the file's ``meta``.
+
 The file (data/store.py) is written chunk by chunk, each chunk committed by moving a counter written last.
 A run that is killed continues where it stopped when the same command is run again; ``--signal-events`` and
 ``--background-events`` may grow between runs (more chunks are added). A finished file is left alone.
@@ -44,9 +51,9 @@ def _bump(n: int) -> None:
 
 
 def _run_task(task: tuple) -> tuple:
-    sample_i, sample, chunk, n, seed, image_size, pileup = task
+    sample_i, sample, chunk, n, seed, image_size, pileup, path = task
     out = pythia.generate_chunk(sample, pythia.chunk_seed(seed, sample_i, chunk), n, image_size,
-                                    pileup=pileup, progress=_bump)
+                                pileup=pileup, progress=_bump, levers=pythia.PATHS[path])
     return sample_i, chunk, out
 
 
@@ -62,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="worker processes")
     p.add_argument("--pileup", type=float, default=0.0, help="mean pile-up interactions (0 = off)")
     p.add_argument("--chunk", type=int, default=256, help="kept events per chunk (unit of work and commit)")
-    p.add_argument("--background-split", choices=("physical", "even"), default="physical",
-                   help="share of --background-events per slice: 'physical' in proportion to the slice's "
-                        "selected cross section measured for the default slices (every kept event then has "
-                        "about the same weight), 'even' the same count per slice (custom edges use 'even')")
+    p.add_argument("--path", choices=tuple(pythia.PATHS), default="fast",
+                   help="'fast': QCD parton-level veto, b-tag weighting and the vectorised event read "
+                        "(docs/data.md, 'The fast path'); 'old': the generator before it, for comparison")
+    p.add_argument("--background-split", choices=pythia.SPLITS, default=None,
+                   help="share of --background-events per slice: 'effective' (default with --path fast) the "
+                        "most effective events per core-second, 'physical' (default with --path old) in "
+                        "proportion to the slice's selected cross section, 'even' the same count per slice "
+                        "(custom --qcd-edges use 'even')")
     p.add_argument("--qcd-edges", type=pythia.parse_edges, default=pythia.QCD_EDGES,
                    help="QCD pT-hat slice edges in GeV, comma separated, last may be inf")
     return p
@@ -102,7 +113,7 @@ def plan(store: StoreWriter, samples: list, targets: list[int], a: argparse.Name
         remaining = max(0, target - store.selected(si))  # a file holding more than asked is left as is
         first = max(store.committed_chunks(si), default=-1) + 1
         sizes = [a.chunk] * (remaining // a.chunk) + ([remaining % a.chunk] if remaining % a.chunk else [])
-        per_sample.append([(si, sample, first + k, n, a.seed, a.image_size, a.pileup)
+        per_sample.append([(si, sample, first + k, n, a.seed, a.image_size, a.pileup, a.path)
                            for k, n in enumerate(sizes)])
     tasks = []
     for k in range(max((len(t) for t in per_sample), default=0)):
@@ -116,21 +127,30 @@ def main(argv: list[str] | None = None) -> int:
     check_args(parser, a)
     slices = pythia.qcd_slices(a.qcd_edges)
     samples = [pythia.SIGNAL] + slices
-    share = pythia.split_background(a.background_events, slices, a.background_split)
+    split = a.background_split or ("effective" if a.path == "fast" else "physical")
+    share = pythia.split_background(a.background_events, slices, split)
     targets = [a.signal_events] + share
     meta = {"generator": "pythia8mc", "seed": a.seed, "pileup": a.pileup, "qcd_edges": list(a.qcd_edges),
-            "chunk": a.chunk}
+            "chunk": a.chunk, "path": a.path, "levers": pythia.PATHS[a.path].to_meta(),
+            "background_split": split}
     try:
         store = StoreWriter(a.out, a.image_size, chunk_events=a.chunk, meta=meta)
     except (OSError, ValueError) as e:
         parser.error(f"--out {a.out}: {e}")
     with store:
         old = store.meta
+        old.setdefault("path", "old")  # files from before the fast path
         for key, flag in (("seed", "--seed"), ("pileup", "--pileup"), ("qcd_edges", "--qcd-edges"),
-                          ("chunk", "--chunk")):
+                          ("chunk", "--chunk"), ("path", "--path")):
             if key in old and old[key] != meta[key]:
                 parser.error(f"--out {a.out} was made with {flag} {old[key]}, not {meta[key]}; "
                              f"use the same value to continue it, or a new file")
+        def cuts(levers: dict) -> dict:  # the levers and veto cuts; the recorded loss figures may be updated
+            return {k: v for k, v in levers.items() if k != "veto_loss"}
+        if "levers" in old and cuts(old["levers"]) != cuts(meta["levers"]):
+            parser.error(f"--out {a.out} was made by a fast path with other levers or veto cuts "
+                         f"({old['levers']}); continue it with the harness version that made it, or use a "
+                         f"new file")
         tasks = plan(store, samples, targets, a)
         if not tasks:
             print(f"{a.out}: already holds at least the {a.signal_events} signal and {a.background_events} "

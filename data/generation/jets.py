@@ -105,18 +105,52 @@ def jet_flavour(eta: np.ndarray, phi: np.ndarray, b: np.ndarray, c: np.ndarray) 
     return np.where(near(b), 5, np.where(near(c), 4, 0))
 
 
+def p_any_tag(eff: np.ndarray) -> float:
+    """Probability that at least one of the jets is b-tagged: 1 - prod(1 - eff_j) (0 without jets)."""
+    return float(1.0 - np.prod(1.0 - eff))
+
+
+def draw_tags_given_one(eff: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Tag decisions (bool, one per jet) drawn from independent tags with efficiencies ``eff``, conditioned
+    on at least one tag. Exact: the first tagged jet k is drawn with probability
+    eff_k prod_{j<k} (1 - eff_j) / P(>= 1 tag), the jets after it independently. Raises ValueError when no
+    jet can be tagged."""
+    first = eff * np.concatenate([[1.0], np.cumprod(1.0 - eff)[:-1]])
+    total = first.sum()
+    if not total > 0:
+        raise ValueError("no jet can be tagged: P(Nb >= 1) = 0")
+    k = int(rng.choice(len(eff), p=first / total))
+    tagged = np.zeros(len(eff), dtype=bool)
+    tagged[k] = True
+    tagged[k + 1:] = rng.random(len(eff) - k - 1) < eff[k + 1:]
+    return tagged
+
+
 def event_quantities(tower_p4s: list[np.ndarray], b_truth: list[np.ndarray], c_truth: list[np.ndarray],
-                     rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """njet, nb, ht, mj, lead_jet_pt of each event (arrays), from its towers and truth heavy flavour."""
+                     rng: np.random.Generator, btag_weight: bool = False) -> dict[str, np.ndarray]:
+    """njet, nb, ht, mj, lead_jet_pt of each event (arrays of shape (n,)), from its towers and truth heavy
+    flavour, and ``p_btag``: each event's probability of at least one b tag, 1 - prod(1 - eff_j).
+
+    ``btag_weight=False`` draws every jet's tag independently (the detector as it is). ``btag_weight=True``
+    draws the tags conditioned on at least one tag (so Nb >= 1 whenever a jet exists): the event then stands
+    for the fraction ``p_btag`` of its copies, and its generator weight must be multiplied by ``p_btag``
+    (data.generation.pythia does). Every expectation over tagged events is unchanged, since nothing else in
+    the event depends on the tags.
+    """
     jets = cluster(tower_p4s, JET_R, JET_PT_MIN)
     selected = []
-    out = {k: np.zeros(len(jets), dtype=np.float64) for k in QUANTITIES}
+    out = {k: np.zeros(len(jets), dtype=np.float64) for k in QUANTITIES + ("p_btag",)}
     for i, j in enumerate(jets):
         pt, eta, phi, _ = kinematics(j)
         keep = (pt > JET_PT_MIN) & (np.abs(eta) < JET_ETA_MAX)
         j, pt, eta, phi = j[keep], pt[keep], eta[keep], phi[keep]
         selected.append(j)
-        tagged = rng.random(len(pt)) < btag_efficiency(pt, jet_flavour(eta, phi, b_truth[i], c_truth[i]))
+        eff = btag_efficiency(pt, jet_flavour(eta, phi, b_truth[i], c_truth[i]))
+        out["p_btag"][i] = p_any_tag(eff)
+        if btag_weight:
+            tagged = draw_tags_given_one(eff, rng) if out["p_btag"][i] > 0 else np.zeros(len(pt), bool)
+        else:
+            tagged = rng.random(len(pt)) < eff
         out["njet"][i] = len(pt)
         out["nb"][i] = tagged.sum()
         out["ht"][i] = pt.sum()
