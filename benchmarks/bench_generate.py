@@ -126,14 +126,8 @@ def cmd_compare(a) -> None:
         res = {}
         for path, split in (("old", "physical"), ("fast", "effective")):
             per = {n: pooled[(n, path)] for n in names}
-            if split == "effective":  # this run's own costs, as FAST_COST would hold them
-                c = np.array([per[n]["cpu"] / per[n]["kept"] for n in names])
-                fr = np.array([per[n]["ess_fraction"] for n in names])
-                sx = np.array([pythia.SELECTED_XSEC_PB[n] for n in names])
-                shares = sx / np.sqrt(c * fr)
-            else:
-                shares = pythia.split_shares(slices, "physical")
-            shares = shares / shares.sum()
+            measured = {n: (per[n]["cpu"] / per[n]["kept"], per[n]["ess_fraction"]) for n in names}
+            shares = pythia.split_shares(slices, split, cost=measured)  # effective: this run's own costs
             res[path] = whole_sample(per, shares)
             print(f"whole background ({', '.join(names)}), {path} path, {split} split "
                   f"{np.round(shares, 3).tolist()}: kept {res[path][0]:.0f}/core-h, "

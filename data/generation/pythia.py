@@ -85,7 +85,7 @@ def qcd_slices(edges=QCD_EDGES) -> list[Sample]:
     return [qcd_slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def split_shares(slices: list[Sample], mode: str) -> np.ndarray:
+def split_shares(slices: list[Sample], mode: str, cost: dict | None = None) -> np.ndarray:
     """Fraction of the kept background events given to each slice.
 
     * ``effective`` (the fast path's default): n_i proportional to S_i / sqrt(c_i f_i), with S_i the slice's
@@ -96,9 +96,11 @@ def split_shares(slices: list[Sample], mode: str) -> np.ndarray:
     * ``physical`` (the old path's): n_i proportional to S_i (COST_DAMPING aside), so kept events have
       similar weights.
     * ``even``: the same count per slice. Slices without a measured S_i (custom ``--qcd-edges``) use it.
+
+    ``cost``: slice name -> (c_i, f_i) for ``effective``; default FAST_COST.
     """
     known = [SELECTED_XSEC_PB.get(s.name) for s in slices]
-    cost = [FAST_COST.get(s.name, (None, None)) for s in slices]
+    cost = [(FAST_COST if cost is None else cost).get(s.name, (None, None)) for s in slices]
     if mode == "even" or None in known or (mode == "effective" and any(None in c for c in cost)):
         share = np.full(len(slices), 1.0)
     elif mode == "effective":
@@ -147,6 +149,14 @@ def _heavy_digit(apid: np.ndarray, q: int) -> np.ndarray:
     return (apid == q) | (hadron & (((apid // 100) % 10 == q) | ((apid // 1000) % 10 == q)))
 
 
+def _heavy_flavour(pid: np.ndarray, pt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of b and c quarks/hadrons with pT > 5 GeV (a particle with both counts as b)."""
+    apid = np.abs(pid)
+    hard = pt > 5.0
+    b = _heavy_digit(apid, 5) & hard
+    return b, _heavy_digit(apid, 4) & hard & ~b
+
+
 def read_event(event) -> tuple[detector.Particles, np.ndarray, np.ndarray]:
     """Final-state particles and the (eta, phi) of b and c hadrons/quarks with pT > 5 GeV."""
     rows = np.array([(p.id(), p.isFinal(), p.px(), p.py(), p.pz(), p.e(), p.charge()) for p in event],
@@ -156,10 +166,7 @@ def read_event(event) -> tuple[detector.Particles, np.ndarray, np.ndarray]:
     parts = detector.Particles(pid[final], *(rows[final, k] for k in (2, 3, 4, 5)),
                                rows[final, 6].astype(np.float32))
     pt, eta, phi = detector.pt_eta_phi(rows[:, 2], rows[:, 3], rows[:, 4])
-    apid = np.abs(pid)
-    hard = pt > 5.0
-    b = _heavy_digit(apid, 5) & hard
-    c = _heavy_digit(apid, 4) & hard & ~b
+    b, c = _heavy_flavour(pid, pt)
     return parts, np.stack([eta[b], phi[b]], 1), np.stack([eta[c], phi[c]], 1)
 
 
@@ -190,10 +197,7 @@ def read_batch(events, charge: ChargeTable) -> list[tuple[detector.Particles, np
     mom = prt["p"]
     px, py_, pz, e = (ak.to_numpy(ak.flatten(mom[k])).astype(np.float64) for k in ("px", "py", "pz", "e"))
     pt, eta, phi = detector.pt_eta_phi(px, py_, pz)
-    apid = np.abs(pid)
-    hard = pt > 5.0
-    b = _heavy_digit(apid, 5) & hard
-    c = _heavy_digit(apid, 4) & hard & ~b
+    b, c = _heavy_flavour(pid, pt)
     q = np.zeros(len(pid), dtype=np.float32)
     q[final] = charge(pid[final])
     out = []
@@ -380,8 +384,9 @@ def generate_chunk(sample: Sample, seed: int, n_select: int, image_size: int, pi
         nonlocal n_generated
         q = jets.event_quantities([p[2].towers_p4() for p in pending], [p[3] for p in pending],
                                   [p[4] for p in pending], rng, btag_weight=levers.btag_weight)
-        q["early_ht"] = np.array([p[5][0] for p in pending])
-        q["parton_ht"] = np.array([p[5][1] for p in pending])
+        if record_parton:
+            q["early_ht"] = np.array([p[5][0] for p in pending])
+            q["parton_ht"] = np.array([p[5][1] for p in pending])
         for i in np.flatnonzero(selection.baseline(q)):
             if len(kept["gen_weight"]) >= n_select:
                 break
