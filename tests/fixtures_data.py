@@ -8,6 +8,7 @@ fourth that finds nothing to do.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,24 @@ def write_uncommitted_junk(path: Path) -> None:
         d.resize((d.shape[0] + 1,))
 
 
+def _terminate_once_working(proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    """SIGTERM ``proc`` as soon as its progress bar counts a generated event, then wait for it to exit.
+
+    A fixed sleep raced the generator: the fast path can finish all eight chunks of the second run within
+    the sleep on a quick machine, and then there is nothing left to interrupt.
+    """
+    seen, t0 = "", time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        c = proc.stdout.read(1)
+        if not c:  # exited before any progress: the caller's assertions on the return code say so
+            break
+        seen += c
+        if re.search(r"\| *[1-9]\d*/\d+ \[", seen[-200:]):
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.communicate(timeout=timeout)
+
+
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory) -> Generated:
     out = tmp_path_factory.mktemp("gen") / "small.h5"
@@ -74,9 +93,7 @@ def generated(tmp_path_factory) -> Generated:
         first = w.committed
     write_uncommitted_junk(out)
     proc = _run_cli(*_args(out, *FINAL))
-    time.sleep(10)  # workers start and commit a signal chunk; the QCD chunks take longer than this
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=300)
+    _terminate_once_working(proc)
     with StoreWriter(out, 64) as w:
         after_term = w.committed
     assert generate.main(_args(out, *FINAL)) == 0
