@@ -176,6 +176,38 @@ def veto_loss_table(parts: list[dict], pairs: list[tuple[float, float]]) -> list
     return rows
 
 
+def load_veto_loss(path: str, like: list[dict]) -> list[dict]:
+    """The per-slice kept events of an earlier ``veto-loss --save`` (another --seed), for the slices of ``like``.
+
+    Raises SystemExit naming the file when it cannot be read or lacks one of the slices.
+    """
+    try:
+        d = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--add {path}: cannot be read ({exc})") from None
+    parts = []
+    for p in like:
+        keys = [f"{p['name']}/{k}" for k in ("w", "parton_ht", "early_ht", "all")]
+        if any(k not in d.files for k in keys):
+            raise SystemExit(f"--add {path}: has no slice {p['name']} (saved with other --qcd-edges?)")
+        w, parton_ht, early_ht, every = (d[k] for k in keys)
+        parts.append({"name": p["name"], "n": len(every), "cpu": 0.0, "w": w, "parton_ht": parton_ht,
+                      "early_ht": early_ht, "all": every})
+    return parts
+
+
+def pool_runs(runs: list[list[dict]]) -> list[dict]:
+    """Runs of the same slices pooled: kept events concatenated, each run's weights sigma / n_run x g rescaled
+    to sigma / (sum of n) x g, so the pool weighs every generated event alike (``n``: events generated)."""
+    pooled = []
+    for same in zip(*runs):
+        total = sum(len(p["all"]) for p in same)
+        pooled.append({"name": same[0]["name"], "n": total, "cpu": sum(p["cpu"] for p in same),
+                       "w": np.concatenate([p["w"] * len(p["all"]) / total for p in same]),
+                       **{k: np.concatenate([p[k] for p in same]) for k in ("parton_ht", "early_ht", "all")}})
+    return pooled
+
+
 def cmd_veto_loss(a) -> None:
     import multiprocessing as mp
 
@@ -191,6 +223,10 @@ def cmd_veto_loss(a) -> None:
               f"by P(Nb >= 1)); lowest kept HT at the early scale "
               f"{p['early_ht'].min() if len(p['w']) else float('nan'):.0f} GeV, after the parton level "
               f"{p['parton_ht'].min() if len(p['w']) else float('nan'):.0f} GeV")
+    if a.add:
+        parts = pool_runs([parts, *[load_veto_loss(f, parts) for f in a.add]])
+        print(f"\npooled with {', '.join(a.add)}: " + ", ".join(f"{p['name']} {p['n']} generated, {len(p['w'])} kept"
+                                                         for p in parts))
     pairs = [tuple(float(x) for x in t.split(":")) for t in a.thresholds.split(",")]
     rows = veto_loss_table(parts, pairs)
     print(f"\n{'early:late GeV':>15s} {'lost weight':>11s} " + " ".join(f"{p['name']:>30s}" for p in parts))
@@ -232,8 +268,12 @@ def main(argv=None) -> None:
     v.add_argument("--thresholds", default="0:1200,0:1300,0:1400,800:1300,900:1300,1000:1300,1100:1300,1200:1300",
                    help="early:late HT thresholds (GeV) to tabulate")
     v.add_argument("--workers", type=int, default=2, help="processes (one slice each at a time)")
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seed", type=int, default=0,
+                   help="slice i uses Pythia seed 5000 + seed + i: runs to be pooled (--add) need seeds at least "
+                        "the number of slices apart")
     v.add_argument("--save", help="npz file for the kept events' parton-level HT and weights")
+    v.add_argument("--add", nargs="+", default=[], metavar="NPZ",
+                   help="earlier --save files (other --seed) whose kept events are pooled with this run's")
     a = p.parse_args(argv)
     {"rates": cmd_rates, "compare": cmd_compare, "veto-loss": cmd_veto_loss}[a.cmd](a)
 

@@ -13,6 +13,8 @@
 * the compressed store (format version 2) reads back what was written, at most ~4.6 bytes per lit pixel for
   generated images, and version 1 files still read; a newer version is refused naming the attribute.
 * bad flags (--path, --background-split) exit 2; continuing a file with another --path is refused.
+* veto-loss runs of other seeds pool into one sample that weighs every generated event alike, and the loss
+  table counts an event below a threshold as lost.
 """
 from __future__ import annotations
 
@@ -108,6 +110,29 @@ def test_effective_split_has_measured_costs_for_the_default_slices():
     for s in pythia.qcd_slices():
         c, f = pythia.FAST_COST[s.name]
         assert c > 0 and 0 < f <= 1
+
+
+def test_veto_loss_runs_pool_with_weights_per_generated_event(tmp_path):
+    from benchmarks import bench_generate as bg
+
+    def run(n, sigma, gen_weights, ht):
+        g = np.asarray(gen_weights, dtype=float)
+        return [{"name": "qcd_pthat_400_600", "n": n, "cpu": 1.0, "w": sigma / n * g,
+                 "parton_ht": np.asarray(ht, float), "early_ht": np.asarray(ht, float),
+                 "all": np.full((n, 2), 2000.0)}]
+
+    a, b = run(100, 2.0, [1.0, 0.5], [1500, 1600]), run(300, 2.0, [1.0, 1.0, 0.25], [1250, 1700, 1800])
+    (p,) = bg.pool_runs([a, b])
+    assert p["n"] == 400 and len(p["w"]) == 5
+    np.testing.assert_allclose(p["w"], 2.0 / 400 * np.array([1.0, 0.5, 1.0, 1.0, 0.25]))
+    np.savez(tmp_path / "b.npz", **{f"qcd_pthat_400_600/{k}": b[0][k] for k in ("w", "parton_ht", "early_ht", "all")})
+    (q,) = bg.pool_runs([a, bg.load_veto_loss(str(tmp_path / "b.npz"), a)])  # the same pool from a saved run
+    np.testing.assert_allclose(q["w"], p["w"])
+    (row,) = bg.veto_loss_table([p], [(0.0, 1300.0)])
+    assert row["slices"]["qcd_pthat_400_600"]["lost"] == 1  # the 1250 GeV event
+    assert row["lost_weight_fraction"] == pytest.approx(1.0 / 3.75)
+    with pytest.raises(SystemExit, match="no slice qcd_pthat_600_800"):
+        bg.load_veto_loss(str(tmp_path / "b.npz"), [{"name": "qcd_pthat_600_800"}])
 
 
 def test_weighted_ks_finds_a_shift_and_accepts_the_same_distribution():
