@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 import models
+from bench import mpijob
 from benchmarks import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ def harness(args: list[str], ranks: int, out: Path) -> list[dict]:
     if ranks > 1:
         cmd = ["mpirun", "-np", str(ranks), *cmd]
     before = len(out.read_text().splitlines()) if out.exists() else 0
-    proc = subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True)
+    proc = mpijob.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
     return [json.loads(line) for line in out.read_text().splitlines()[before:]]

@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,7 +63,9 @@ def main() -> None:
     p.add_argument("--big-events", type=int, default=200000, help="events in the 224x224 memory file")
     p.add_argument("--pixels", type=int, default=600,
                    help="mean lit pixels per event, all channels (generated events: about 350-550)")
-    p.add_argument("--dir", default="/tmp", help="where the synthetic files go (deleted afterwards)")
+    p.add_argument("--dir", default=None,
+                   help="where the synthetic files go, in a fresh folder of this run's own (removed afterwards; "
+                        "default: the system's temporary directory)")
     p.add_argument("--train-rate-64", type=float, default=100.0, help="training images/s/rank at 64x64")
     p.add_argument("--train-rate-224", type=float, default=8.0, help="training images/s/rank at 224x224")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -69,14 +73,24 @@ def main() -> None:
     if a.child:
         shard_peak_rss(a.child[0], int(a.child[1]), int(a.child[2]))
         return
+    work = Path(tempfile.mkdtemp(prefix="bench_reader-", dir=a.dir))  # two runs at once never share a file
+    try:
+        measure(a, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(a: argparse.Namespace, work: Path) -> None:
+    """Print the reader's speed at 64x64 and 224x224 and the peak RSS of reading a shard, with the
+    synthetic files in ``work``."""
     for size, train in ((64, a.train_rate_64), (224, a.train_rate_224)):
-        path = Path(a.dir) / f"bench_reader_{size}.h5"
+        path = work / f"bench_reader_{size}.h5"
         write_synthetic(path, a.events, size, pixels_per_event=a.pixels)
         rate, scattered = speed(path), speed(path, scattered=True)
         print(f"reader {size}x{size}: {rate:9.0f} images/s/rank (1 thread), training consumes {train:g}: "
               f"{rate / train:7.0f}x; scattered indices {scattered:9.0f} images/s", flush=True)
         path.unlink()
-    big = Path(a.dir) / "bench_reader_big_224.h5"
+    big = work / "bench_reader_big_224.h5"
     t0 = time.perf_counter()
     write_synthetic(big, a.big_events, 224, pixels_per_event=a.pixels, chunk_events=512)
     made = time.perf_counter() - t0

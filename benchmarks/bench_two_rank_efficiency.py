@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import mpijob
 from benchmarks import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def main() -> None:
                    "--backend", backend, "--image-size", str(args.image_size), "--global-batch",
                    str(args.global_batch), "--train-events", str(args.train_events), "--val-events", "256",
                    "--epochs", str(args.epochs), "--out", str(out)]
-            proc = subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True)
+            proc = mpijob.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True)
             if proc.returncode:
                 print(f"  {backend}: failed\n{proc.stderr[-2000:]}")
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from bench.mpijob import SHELL_LINES
 from bench.runner.config import sweep_sizes
 
 ENTRY = "-m bench.strong_scaling"
@@ -75,11 +76,11 @@ def _mpirun(job: Job) -> list[str]:
     """The lines that start the ranks with the MPI's own mpirun (PBS, or Slurm's --launch mpirun)."""
     numa = "numactl --preferred=1 " if job.mcdram_flat else ""
     if job.mpi == "intel":
-        return ["export I_MPI_FABRICS=shm:ofi FI_PROVIDER=psm2",
+        return [*SHELL_LINES, "export I_MPI_FABRICS=shm:ofi FI_PROVIDER=psm2",
                 "# Intel MPI: each rank's pinning domain is OMP_NUM_THREADS cores.",
                 "export I_MPI_PIN_DOMAIN=omp",
                 f"mpirun -np {job.ranks} -ppn {job.ranks_per_node} {numa}{_launch_tail(job)}"]
-    return ["# Open MPI: R ranks per node, each bound to T cores.",
+    return [*SHELL_LINES, "# Open MPI: R ranks per node, each bound to T cores.",
             (f"mpirun -np {job.ranks} --map-by ppr:{job.ranks_per_node}:node:pe={job.threads_per_rank} "
              f"--bind-to core {numa}{_launch_tail(job)}")]
 
@@ -184,6 +185,7 @@ def local(job: Job, root: str) -> str:
              "mpi_flags=(--oversubscribe)",
              '[ "$(id -u)" = 0 ] && mpi_flags+=(--allow-run-as-root)',
              f"export OMP_NUM_THREADS={job.threads_per_rank}",
+             *SHELL_LINES,
              f'mpirun "${{mpi_flags[@]}}" -np {job.ranks} --bind-to none {_launch_tail(job)}']
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ out=${MULTIJET_RESULTS:-results}
 mkdir -p "$out"
 mpi_flags=(--oversubscribe)
 [ "$(id -u)" = 0 ] && mpi_flags+=(--allow-run-as-root)
+source scripts/mpi_session.sh
 
 mpirun "${mpi_flags[@]}" -np 2 "$py" -m bench.strong_scaling --preset quick --sweep --out "$out/records.jsonl"
 "$py" -m reports.build "$out/records.jsonl" --out "$out/report"

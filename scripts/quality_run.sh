@@ -30,6 +30,7 @@ train=(-m bench.strong_scaling --data "$data" --image-size 64 --train-events 0 -
 if [ "${RANKS:-1}" -gt 1 ]; then
     mpi_flags=(--oversubscribe)
     [ "$(id -u)" = 0 ] && mpi_flags+=(--allow-run-as-root)
+    source scripts/mpi_session.sh
     mpirun "${mpi_flags[@]}" -np "$RANKS" "$py" "${train[@]}"
 else
     "$py" "${train[@]}"

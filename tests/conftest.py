@@ -139,3 +139,74 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     return (yield from _guarded(item))
+
+
+# --- every mpirun a test starts has a session directory of its own ----------------------------------------
+# Open MPI 4.x jobs started together on one node race for one shared session directory (bench/mpijob.py);
+# an mpirun started without a fresh one of its own fails the test, before it starts. A job that the MPI
+# library failed to start (orte_init and the like) is named, with Open MPI's lines, in the summary.
+class SharedSessionDir(RuntimeError):
+    """A test started mpirun without a session directory of its own (bench.mpijob)."""
+
+
+_LIBRARY_FAILURES: list[tuple[str, str, list[str]]] = []  # (test, command, Open MPI's lines)
+_CURRENT = {"test": ""}
+
+
+def _check_session_dir(args, env) -> None:
+    from bench import mpijob
+
+    if not isinstance(args, (list, tuple)) or not args or os.path.basename(str(args[0])) != "mpirun":
+        return
+    base = (os.environ if env is None else env).get(mpijob.SESSION_VARS[0], "")
+    if not (os.path.basename(base).startswith(mpijob.PREFIX) and os.path.isdir(base) and not os.listdir(base)):
+        raise SharedSessionDir(f"{_CURRENT['test']} started mpirun without a fresh session directory of its own "
+                               f"({mpijob.SESSION_VARS[0]}={base or 'unset'}): start it with bench.mpijob.run "
+                               "or bench.mpijob.Job")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    from bench import mpijob
+
+    if getattr(mpijob.Job, "_noted_by_conftest", False):  # an inner session (tests/test_tiers.py)
+        return
+    execute = subprocess.Popen._execute_child
+
+    def checked(self, args, executable, preexec_fn, close_fds, pass_fds, cwd, env, *rest):
+        _check_session_dir(args, env)
+        return execute(self, args, executable, preexec_fn, close_fds, pass_fds, cwd, env, *rest)
+
+    subprocess.Popen._execute_child = checked
+    communicate = mpijob.Job.communicate
+
+    def noted(self, *args, **kwargs):
+        out, err = communicate(self, *args, **kwargs)
+        if self.returncode:
+            lines = mpijob.library_failure("\n".join(s if isinstance(s, str) else (s or b"").decode(errors="replace")
+                                                     for s in (out, err)))
+            if lines:
+                _LIBRARY_FAILURES.append((_CURRENT["test"], " ".join(map(str, self.args))[:200], lines))
+        return out, err
+
+    mpijob.Job.communicate = noted
+    mpijob.Job._noted_by_conftest = True
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    _CURRENT["test"] = item.nodeid
+    try:
+        return (yield)
+    finally:
+        _CURRENT["test"] = ""
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _LIBRARY_FAILURES:
+        return
+    terminalreporter.section("jobs the MPI library failed to start")
+    for test, command, lines in _LIBRARY_FAILURES:
+        terminalreporter.write_line(f"{test}: {command}")
+        for line in lines[:12]:
+            terminalreporter.write_line(f"    {line}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import mpijob
 from bench.runner import cpus
 from tests.mpi_env import MPI_ENV
 
@@ -36,7 +37,7 @@ def run_two_ranks(tmp_path, threads: int):
     out = tmp_path / "r.jsonl"
     cmd = ["mpirun", "-np", "2", sys.executable, "-m", "bench.strong_scaling", *TINY, "--threads", str(threads),
            "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
+    proc = mpijob.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     return proc, record, out

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
+from bench import mpijob
 from data.store import write_synthetic
 from tests.fixtures_data import generated  # noqa: F401 - session fixture: small real dataset
 from tests.mpi_env import MPI_ENV
@@ -29,7 +30,7 @@ def run(args, out, n=1):
     cmd = [sys.executable, "-m", "bench.strong_scaling", *args, "--out", str(out)]
     if n > 1:
         cmd = ["mpirun", "-np", str(n), *cmd]
-    return subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
+    return mpijob.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
 
 
 def records(path):

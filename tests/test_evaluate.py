@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench import mpijob
 from tests.mpi_env import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ def cli(module, *args, n=1):
     cmd = [sys.executable, "-m", module, *map(str, args)]
     if n > 1:
         cmd = ["mpirun", "-np", str(n), *cmd]
-    return subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
+    return mpijob.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import mpijob
 from bench.runner.backends import available
 from tests.mpi_env import MPI_ENV
 
@@ -23,7 +24,7 @@ ARGS = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "
 
 
 def launch(args):
-    return subprocess.Popen(["mpirun", "-np", "2", sys.executable, *args], cwd=ROOT, env=MPI_ENV,
+    return mpijob.Job(["mpirun", "-np", "2", sys.executable, *args], cwd=ROOT, env=MPI_ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -103,7 +104,7 @@ def test_a_data_file_missing_on_one_node_ends_the_job(backend, tmp_path):
     args = ["-m", "bench.strong_scaling", "--model", "circpad", "--image-size", "16", "--global-batch", "32",
             "--epochs", "50", "--train-events", "256", "--val-events", "32", "--threads", "1", "--backend", backend,
             "--out", str(out)]
-    proc = subprocess.Popen(["mpirun", "-np", "1", sys.executable, *args, "--data", "synthetic", ":", "-np", "1",
+    proc = mpijob.Job(["mpirun", "-np", "1", sys.executable, *args, "--data", "synthetic", ":", "-np", "1",
                              sys.executable, *args, "--data", str(tmp_path / "missing.h5")],
                             cwd=ROOT, env=MPI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

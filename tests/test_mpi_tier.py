@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench import mpijob
 from bench.runner.backends import available
 from tests.mpi_env import MPI_ENV
 
@@ -25,7 +26,7 @@ def mpirun(n, args, timeout=240):
     if shutil.which("mpirun") is None:
         pytest.fail("mpirun not found: the distributed tier needs Open MPI (scripts/setup.sh installs it)")
     cmd = ["mpirun", "-np", str(n), sys.executable, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=timeout)
+    return mpijob.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def train(tmp_path, name, extra, n=None):

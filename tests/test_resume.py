@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from bench import mpijob
 from tests.mpi_env import MPI_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +27,7 @@ def run(args, out, mpi=False, check=True):
     cmd = [sys.executable, "-m", "bench.strong_scaling", *TINY, *args, "--out", str(out)]
     if mpi:
         cmd = ["mpirun", "-np", "2", *cmd]
-    proc = subprocess.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
+    proc = mpijob.run(cmd, cwd=ROOT, env=MPI_ENV, capture_output=True, text=True, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -94,7 +96,7 @@ def test_sweep_resume_skips_recorded_points(tmp_path):
 def signal_after_first_epoch(cmd, pick_pid, timeout=240) -> tuple[int, str, str]:
     """Start ``cmd``, send SIGUSR1 to ``pick_pid(proc)`` once epoch 0 is reported, and wait for the end:
     (status, stdout, stderr)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=MPI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = mpijob.Job(cmd, cwd=ROOT, env=MPI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
     seen = []

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import models
+from bench import mpijob
 from bench.runner.config import Config, UsageError, parse_config
 from tests.mpi_env import MPI_ENV
 
@@ -134,7 +135,7 @@ def test_resnet50_at_224_on_two_ranks(tmp_path):
     if shutil.which("mpirun") is None:
         pytest.fail("mpirun not found: the distributed tier needs Open MPI (scripts/setup.sh installs it)")
     out = tmp_path / "r.jsonl"
-    proc = subprocess.run(["mpirun", "-np", "2", sys.executable, "-m", "bench.strong_scaling", *RUN,
+    proc = mpijob.run(["mpirun", "-np", "2", sys.executable, "-m", "bench.strong_scaling", *RUN,
                            "--backend", "mpi", "--threads", "1", "--out", str(out)], cwd=ROOT, env=MPI_ENV,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

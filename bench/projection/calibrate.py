@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench import mpijob
 from bench.projection.model import AllreduceFit, ComputeFit, fit_alpha_beta, fit_compute
 
 SCHEMA = 1
@@ -71,7 +71,7 @@ def measure_allreduce(ranks: int = 2, max_bytes: int = 64 << 20, repeats: int = 
         cmd += [sys.executable, "-m", "bench.projection.allreduce", str(out), "--max-bytes", str(max_bytes),
                 "--repeats", str(repeats)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_COMM_WORLD", "PMIX_"))}
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, timeout=600)
+        mpijob.run(cmd, cwd=ROOT, env=env, check=True, timeout=600)
         return json.loads(out.read_text())
 
 
