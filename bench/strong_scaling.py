@@ -103,7 +103,36 @@ def stop_message(cfg: Config, sweep_id: str | None, n: int, stopped: stop.Stoppe
             "PATH (and --resume when submitting again) to continue a run stopped this way")
 
 
+def not_recorded(cfg: Config, world: World, sizes: list[int], sweep_id: str) -> list[int]:
+    """--resume of a sweep: the world sizes of ``sizes`` that sweep ``sweep_id`` has no record of in --out
+    yet (rank 0 reads the file and says which it skips). Collective."""
+    done = world.bcast(recorded_world_sizes(cfg.out, sweep_id) if world.is_root else None)
+    if world.is_root and done & set(sizes):
+        print(f"resume: sweep {sweep_id} already has records for {sorted(done & set(sizes))} rank(s); "
+              "skipping them", flush=True)
+    return [n for n in sizes if n not in done]
+
+
+def keep_record(cfg: Config, n: int, backend: str, record: dict) -> None:
+    """On the ``n``-rank run's rank 0: ``record`` appended to --out and marked in the run's checkpoint, its
+    line printed, and a warning on stderr when the run was oversubscribed."""
+    append_record(cfg.out, record)
+    if cfg.checkpoint:
+        checkpoint.mark_recorded(checkpoint.path_for(cfg, n), record["run_id"])
+    rate = record["images_per_s"]
+    print(f"{n} rank(s), backend {backend}: "
+          f"{'%.1f images/s' % rate if rate else 'no measured epoch'}, "
+          f"final AUC {record['auc'][-1]:.4f}; record appended to {cfg.out}", flush=True)
+    cpu = record.get("cpu") or {}
+    if cpu.get("oversubscribed"):  # once, by this run's rank 0
+        print(f"warning: the {n}-rank run {record['run_id']} was oversubscribed: "
+              f"{cpu['oversubscribed_why']}; its times measure the competition for cores, not the "
+              "scaling (set --threads, or fewer ranks per node)", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: sys.argv[1:]) on this rank; returns the exit status (the
+    module's docstring says which)."""
     try:
         world = init_world()
     except WorldOfOne as exc:  # each task alone in its world: every one of them says so
@@ -126,11 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, sizes, backend = job.cfg, job.sizes, job.backend
     sweep_id = world.bcast(cfg.sweep_id or (uuid.uuid4().hex if cfg.sweep else None))
     if cfg.resume and sweep_id:
-        done = world.bcast(recorded_world_sizes(cfg.out, sweep_id) if world.is_root else None)
-        if world.is_root and done & set(sizes):
-            print(f"resume: sweep {sweep_id} already has records for {sorted(done & set(sizes))} rank(s); "
-                  "skipping them", flush=True)
-        sizes = [n for n in sizes if n not in done]
+        sizes = not_recorded(cfg, world, sizes, sweep_id)
     t0 = time.perf_counter()
     for i, n in enumerate(sizes):
         sub = world if n == world.size else world.first(n)
@@ -148,18 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 suffix = "" if world.size == 1 else "; no record written"
                 return fail_rank(world, f"{exc}{suffix}", 1 if isinstance(exc, NonFiniteLoss) else 2)
             if record is not None:
-                append_record(cfg.out, record)
-                if cfg.checkpoint:
-                    checkpoint.mark_recorded(checkpoint.path_for(cfg, n), record["run_id"])
-                rate = record["images_per_s"]
-                print(f"{n} rank(s), backend {backend}: "
-                      f"{'%.1f images/s' % rate if rate else 'no measured epoch'}, "
-                      f"final AUC {record['auc'][-1]:.4f}; record appended to {cfg.out}", flush=True)
-                cpu = record.get("cpu") or {}
-                if cpu.get("oversubscribed"):  # once, by this run's rank 0
-                    print(f"warning: the {n}-rank run {record['run_id']} was oversubscribed: "
-                          f"{cpu['oversubscribed_why']}; its times measure the competition for cores, not the "
-                          "scaling (set --threads, or fewer ranks per node)", file=sys.stderr, flush=True)
+                keep_record(cfg, n, backend, record)
             if sub is not world:
                 sub.free()
         world.idle_barrier()

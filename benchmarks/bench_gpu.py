@@ -28,9 +28,21 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+import models
+from bench.runner import speed
+from bench.runner.backends import GradSync
+from bench.runner.comm import init_world
+from bench.runner.device_data import DeviceCache
+from bench.runner.sampler import epoch_plan
+from bench.runner.train import train_epoch
+from data.base import training_weights
+from data.synthetic import SyntheticSource
 
 # Dense (no sparsity) bf16 tensor-core peak, TFLOP/s, from NVIDIA's datasheets (half their with-sparsity figures;
 # docs/physics-reference.md, 'Hardware'); the first name fragment found in the device name wins.
@@ -103,7 +115,39 @@ def profile(steps, compiled: bool, size: int, top: int = 12) -> None:
         print(f"    {e.self_device_time_total / total:6.1%}  {e.count:5d}x  {e.key[:100]}")
 
 
-def main() -> int:
+@dataclass(frozen=True)
+class Bench:
+    """What every figure of a run shares: the flags, the device and its name, the world of one, the images'
+    memory format, and the reference rates (TFLOP/s; a peak is None for a GPU not in the tables)."""
+
+    args: argparse.Namespace
+    device: torch.device
+    name: str
+    world: object  # bench.runner.comm.World
+    fmt: torch.memory_format
+    peak: float | None  # dense bf16 peak
+    mm_bf16: float  # measured bf16 matmul
+    peak32: float | None  # dense fp32 peak
+    mm_fp32: float  # measured fp32 matmul, TF32 off
+
+
+@dataclass(frozen=True)
+class Events:
+    """One image size's synthetic events: on the host (``source``), preloaded on the device (``cache``), the
+    epoch's ``plan``, and one fixed batch already on the device (``x``, ``y``)."""
+
+    size: int
+    batch: int
+    source: SyntheticSource
+    cache: DeviceCache
+    weights: np.ndarray  # training weights
+    plan: np.ndarray
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line (the module's docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,224")
     ap.add_argument("--batch-64", type=int, default=1024)
@@ -120,122 +164,152 @@ def main() -> int:
     ap.add_argument("--out", default="", help="append one JSON line per figure to this file")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                     help="cpu: a dry run of this script's code on small sizes (its figures mean nothing)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> int:
+    """Measure every image size and variant of the command line; returns the exit status (1: no GPU)."""
+    args = parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("bench_gpu: no CUDA GPU is available (torch.cuda.is_available() is False, torch "
               f"{torch.__version__}); nothing measured. Run it on a machine with a GPU and a CUDA build of "
               "PyTorch.", file=sys.stderr)
         return 1
-
-    import torch.nn.functional as F
-
-    import models
-    from bench.runner import speed
-    from bench.runner.backends import GradSync
-    from bench.runner.comm import init_world
-    from bench.runner.device_data import DeviceCache
-    from bench.runner.sampler import epoch_plan
-    from bench.runner.train import train_epoch
-    from data.base import training_weights
-    from data.synthetic import SyntheticSource
-
     device = torch.device(args.device, 0) if args.device == "cuda" else torch.device("cpu")
     speed.configure_device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)"
-    peak = peak_tflops(name)
-    mm_bf16 = matmul_tflops(device, torch.bfloat16, args.repeats, MATMUL_N if device.type == "cuda" else 256)
-    print(f"{name}: bf16 dense peak {f'{peak:.0f} TFLOP/s (table)' if peak else 'unknown (not in the table)'}; "
-          f"bf16 matmul {MATMUL_N if device.type == 'cuda' else 256}^3 measured {mm_bf16:.0f} TFLOP/s"
-          + (f" ({mm_bf16 / peak:.0%} of peak)" if peak else ""))
-    peak32 = peak_tflops(name, PEAK_FP32_TFLOPS)
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False  # the plain fp32 rate, not TF32 tensor cores
-    mm_fp32 = matmul_tflops(device, torch.float32, args.repeats, MATMUL_N if device.type == "cuda" else 256)
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    print(f"  fp32 dense peak {f'{peak32:.1f} TFLOP/s (table)' if peak32 else 'unknown'}; fp32 matmul (TF32 off) "
-          f"measured {mm_fp32:.1f} TFLOP/s" + (f" ({mm_fp32 / peak32:.0%} of peak)" if peak32 else ""))
-    fmt = speed.memory_format(args.memory_format)
-    world = init_world()
-    compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    peak, mm_bf16, peak32, mm_fp32 = reference_rates(device, name, args.repeats)
+    bench = Bench(args, device, name, init_world(), speed.memory_format(args.memory_format), peak, mm_bf16,
+                  peak32, mm_fp32)
     for size in (int(s) for s in args.sizes.split(",")):
-        batch = args.batch_64 if size <= 64 else args.batch_224
-        source = SyntheticSource(batch * args.steps, image_size=size, seed=1)
-        cache = DeviceCache(source, np.arange(len(source)), device, fmt == torch.channels_last)
-        tw = training_weights(source.labels, source.weights)
-        plan = epoch_plan(np.arange(len(source)), 0, 1, batch, 1, 0, batch)
-        b = source.load(np.arange(batch))
-        xb = torch.from_numpy(b.x).to(device).contiguous(memory_format=fmt)
-        yb = torch.from_numpy(b.y).to(device)
+        events = make_events(bench, size)
         flops = None
-        for compiled in compiles:
+        for compiled in {"off": [False], "on": [True], "both": [False, True]}[args.compile]:
             torch.manual_seed(0)
             net = models.get_model("circpad", image_size=size).to(device)
             if flops is None:
                 flops, _ = models.training_flops(net, size)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3, **speed.optimizer_kwargs("fused"))
-            model = speed.maybe_compile(net, compiled)
-            precision = speed.Precision(args.amp, device)
-            sync = GradSync(world)
-
-            def steps(n=args.steps):
-                for _ in range(n):
-                    with precision.autocast():
-                        logits = model(xb)
-                    precision.backward(F.binary_cross_entropy_with_logits(logits.float(), yb))
-                    precision.step(sync, opt)
-                    opt.zero_grad(set_to_none=False)
-            t0 = time.perf_counter()
-            steps(3)  # warm-up: cuDNN autotuning, compilation
-            warm_s = time.perf_counter() - t0
-            step_rate = args.steps * batch / statistics.median(timed(steps, device, args.repeats))
-
-            def epochs(images):
-                rates, waits = [], []
-                for r in range(args.repeats + 1):  # the first epoch is the warm-up
-                    t = train_epoch(model, opt, sync, world, images, plan, tw, device, r, prefetch=4,
-                                    precision=precision, memory_format=fmt)
-                    if r:
-                        rates.append(len(t.step_s) * batch / t.epoch_s)
-                        waits.append(t.data_wait_s / t.epoch_s)
-                return statistics.median(rates), statistics.median(waits)
-
-            rows = [("step (batch on the device)", step_rate, None)]
-            if args.host_data and not compiled:
-                rows.append(("harness, host data (CPU loader)", *epochs(source)))
-            dev_rate, dev_wait = epochs(cache)
-            rows.append(("harness, device data", dev_rate, dev_wait))
-            print(f"circpad {size}x{size}, batch {batch}, amp {args.amp}, {args.memory_format}, "
-                  f"compile {'on' if compiled else 'off'} (warm-up {warm_s:.0f} s): "
-                  f"{flops / 1e9:.2f} training GFLOP/image")
-            for label, rate, wait in rows:
-                achieved = rate * flops / 1e12
-                print(f"  {label:32s} {rate:9.0f} images/s  {achieved:6.1f} TFLOP/s"
-                      + (f"  {achieved / peak:5.1%} of peak" if peak else "")
-                      + f"  {achieved / mm_bf16:5.1%} of the bf16 matmul"
-                      + (f", data wait {wait:.1%} of the epoch" if wait is not None else ""))
-                if args.out:
-                    with open(args.out, "a") as fh:
-                        fh.write(json.dumps({
-                            "benchmark": "bench_gpu", "variant": label, "gpu": name, "torch": torch.__version__,
-                            "image_size": size, "batch": batch, "amp": args.amp,
-                            "memory_format": args.memory_format, "compile": compiled, "images_per_s": rate,
-                            "training_gflop_per_image": flops / 1e9, "achieved_tflops": achieved,
-                            "peak_bf16_tflops": peak, "matmul_bf16_tflops": mm_bf16,
-                            "peak_fp32_tflops": peak32, "matmul_fp32_tflops": mm_fp32,
-                            "data_wait_fraction": wait}) + "\n")
-            if not compiled:
-                build_s = statistics.median(timed(lambda: [cache.dense(p.reshape(-1)) for p in plan], device,
-                                                  args.repeats)) / len(plan)
-                print(f"  building one batch on the device: {build_s * 1e3:.2f} ms, "
-                      f"{build_s * dev_rate / batch:.1%} of the step; {cache.events} events preloaded in "
-                      f"{cache.preload_s:.1f} s ({cache.nbytes / 2**20:.0f} MiB on the device)")
-            if args.profile and device.type == "cuda":
-                try:
-                    profile(steps, compiled, size)
-                except Exception as exc:  # noqa: BLE001 - the figures above are kept
-                    print(f"  profile failed: {exc!r}")
+            measure(bench, events, net, compiled, flops)
     return 0
 
+
+def reference_rates(device, name: str, repeats: int) -> tuple[float | None, float, float | None, float]:
+    """(bf16 peak, measured bf16 matmul, fp32 peak, measured fp32 matmul with TF32 off) in TFLOP/s, printed."""
+    n = MATMUL_N if device.type == "cuda" else 256
+    peak = peak_tflops(name)
+    mm_bf16 = matmul_tflops(device, torch.bfloat16, repeats, n)
+    print(f"{name}: bf16 dense peak {f'{peak:.0f} TFLOP/s (table)' if peak else 'unknown (not in the table)'}; "
+          f"bf16 matmul {n}^3 measured {mm_bf16:.0f} TFLOP/s" + (f" ({mm_bf16 / peak:.0%} of peak)" if peak else ""))
+    peak32 = peak_tflops(name, PEAK_FP32_TFLOPS)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # the plain fp32 rate, not TF32 tensor cores
+    mm_fp32 = matmul_tflops(device, torch.float32, repeats, n)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    print(f"  fp32 dense peak {f'{peak32:.1f} TFLOP/s (table)' if peak32 else 'unknown'}; fp32 matmul (TF32 off) "
+          f"measured {mm_fp32:.1f} TFLOP/s" + (f" ({mm_fp32 / peak32:.0%} of peak)" if peak32 else ""))
+    return peak, mm_bf16, peak32, mm_fp32
+
+
+def make_events(bench: Bench, size: int) -> Events:
+    """The events of one image size: --steps batches of its --batch-64 or --batch-224."""
+    args, device, fmt = bench.args, bench.device, bench.fmt
+    batch = args.batch_64 if size <= 64 else args.batch_224
+    source = SyntheticSource(batch * args.steps, image_size=size, seed=1)
+    cache = DeviceCache(source, np.arange(len(source)), device, fmt == torch.channels_last)
+    tw = training_weights(source.labels, source.weights)
+    plan = epoch_plan(np.arange(len(source)), 0, 1, batch, 1, 0, batch)
+    b = source.load(np.arange(batch))
+    xb = torch.from_numpy(b.x).to(device).contiguous(memory_format=fmt)
+    yb = torch.from_numpy(b.y).to(device)
+    return Events(size, batch, source, cache, tw, plan, xb, yb)
+
+
+def measure(bench: Bench, events: Events, net, compiled: bool, flops: float) -> None:
+    """The figures of one variant (``net`` eager or compiled) on ``events``, printed and written to --out:
+    the step on a batch on the device, the harness epoch with host data (eager) and with device data, the
+    cost of building a batch on the device (eager), and with --profile the top kernels."""
+    args, device, size, batch = bench.args, bench.device, events.size, events.batch
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, **speed.optimizer_kwargs("fused"))
+    model = speed.maybe_compile(net, compiled)
+    precision = speed.Precision(args.amp, device)
+    sync = GradSync(bench.world)
+    steps = step_loop(model, opt, sync, precision, events, args.steps)
+    t0 = time.perf_counter()
+    steps(3)  # warm-up: cuDNN autotuning, compilation
+    warm_s = time.perf_counter() - t0
+    step_rate = args.steps * batch / statistics.median(timed(steps, device, args.repeats))
+    rows = [("step (batch on the device)", step_rate, None)]
+    if args.host_data and not compiled:
+        rows.append(("harness, host data (CPU loader)",
+                     *epoch_rates(bench, events, model, opt, sync, precision, events.source)))
+    dev_rate, dev_wait = epoch_rates(bench, events, model, opt, sync, precision, events.cache)
+    rows.append(("harness, device data", dev_rate, dev_wait))
+    print(f"circpad {size}x{size}, batch {batch}, amp {args.amp}, {args.memory_format}, "
+          f"compile {'on' if compiled else 'off'} (warm-up {warm_s:.0f} s): "
+          f"{flops / 1e9:.2f} training GFLOP/image")
+    for label, rate, wait in rows:
+        report(bench, events, compiled, flops, label, rate, wait)
+    if not compiled:
+        cache, plan = events.cache, events.plan
+        build_s = statistics.median(timed(lambda: [cache.dense(p.reshape(-1)) for p in plan], device,
+                                          args.repeats)) / len(plan)
+        print(f"  building one batch on the device: {build_s * 1e3:.2f} ms, "
+              f"{build_s * dev_rate / batch:.1%} of the step; {cache.events} events preloaded in "
+              f"{cache.preload_s:.1f} s ({cache.nbytes / 2**20:.0f} MiB on the device)")
+    if args.profile and device.type == "cuda":
+        try:
+            profile(steps, compiled, size)
+        except Exception as exc:  # noqa: BLE001 - the figures above are kept
+            print(f"  profile failed: {exc!r}")
+
+
+def step_loop(model, opt, sync, precision, events: Events, default_steps: int):
+    """``steps(n)``: n training steps of ``model`` on the batch already on the device (default
+    ``default_steps``)."""
+    xb, yb = events.x, events.y
+
+    def steps(n=default_steps):
+        for _ in range(n):
+            with precision.autocast():
+                logits = model(xb)
+            precision.backward(F.binary_cross_entropy_with_logits(logits.float(), yb))
+            precision.step(sync, opt)
+            opt.zero_grad(set_to_none=False)
+    return steps
+
+
+def epoch_rates(bench: Bench, events: Events, model, opt, sync, precision, images) -> tuple[float, float]:
+    """(images/s, data-wait fraction of the epoch), medians over --repeats harness epochs on ``images`` (the
+    host source or the device cache) after a warm-up epoch."""
+    rates, waits = [], []
+    for r in range(bench.args.repeats + 1):  # the first epoch is the warm-up
+        t = train_epoch(model, opt, sync, bench.world, images, events.plan, events.weights, bench.device, r,
+                        prefetch=4, precision=precision, memory_format=bench.fmt)
+        if r:
+            rates.append(len(t.step_s) * events.batch / t.epoch_s)
+            waits.append(t.data_wait_s / t.epoch_s)
+    return statistics.median(rates), statistics.median(waits)
+
+
+def report(bench: Bench, events: Events, compiled: bool, flops: float, label: str, rate: float,
+           wait: float | None) -> None:
+    """One figure's line, against the peak and the matmul, and its JSON line appended to --out."""
+    args, peak = bench.args, bench.peak
+    achieved = rate * flops / 1e12
+    print(f"  {label:32s} {rate:9.0f} images/s  {achieved:6.1f} TFLOP/s"
+          + (f"  {achieved / peak:5.1%} of peak" if peak else "")
+          + f"  {achieved / bench.mm_bf16:5.1%} of the bf16 matmul"
+          + (f", data wait {wait:.1%} of the epoch" if wait is not None else ""))
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write(json.dumps({
+                "benchmark": "bench_gpu", "variant": label, "gpu": bench.name, "torch": torch.__version__,
+                "image_size": events.size, "batch": events.batch, "amp": args.amp,
+                "memory_format": args.memory_format, "compile": compiled, "images_per_s": rate,
+                "training_gflop_per_image": flops / 1e9, "achieved_tflops": achieved,
+                "peak_bf16_tflops": peak, "matmul_bf16_tflops": bench.mm_bf16,
+                "peak_fp32_tflops": bench.peak32, "matmul_fp32_tflops": bench.mm_fp32,
+                "data_wait_fraction": wait}) + "\n")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,93 +47,153 @@ MATMUL_N = 4096
 
 def _worker(conn, kind, flags, args):
     """A process holding one contender; answers ('run',) with (images or flops per second, data wait s)."""
-    import numpy as np
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
     if kind == "matmul":
-        a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
-        torch.mm(a, b)
-
-        def measure():
-            t0 = time.perf_counter()
-            for _ in range(3):
-                torch.mm(a, b)
-            return 3 * 2 * MATMUL_N ** 3 / (time.perf_counter() - t0), 0.0
+        measure = _matmul()
     elif kind == "conv":
-        from bench.projection.ceilings import measure_conv_gflops
-        measure_conv_gflops(repeats=1)
-
-        def measure():
-            return measure_conv_gflops() * 1e9, 0.0
+        measure = _conv()
     elif kind == "plain":
-        import models
-        from data.synthetic import SyntheticSource
-        torch.manual_seed(0)
-        model = models.get_model(args.model, image_size=args.image_size)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        batch = SyntheticSource(args.batch, image_size=args.image_size, seed=1).load(np.arange(args.batch))
-        x, y = torch.from_numpy(batch.x), torch.from_numpy(batch.y)
-
-        def steps(n):
-            for _ in range(n):
-                opt.zero_grad()
-                F.binary_cross_entropy_with_logits(model(x), y).backward()
-                opt.step()
-
-        def measure():
-            t0 = time.perf_counter()
-            steps(args.steps)
-            return args.steps * args.batch / (time.perf_counter() - t0), 0.0
-        steps(1)
+        measure = _plain(args)
     else:
-        import models
-        from bench.runner import speed
-        from bench.runner.backends import GradSync
-        from bench.runner.comm import init_world
-        from bench.runner.config import parse_config
-        from bench.runner.run import make_optimizer
-        from bench.runner.sampler import epoch_plan
-        from bench.runner.train import train_epoch
-        from data import open_source, training_weights
-        cfg = parse_config(["--model", args.model, "--image-size", str(args.image_size), "--data", args.data,
-                            *flags])
-        # as bench.strong_scaling.run() sets up a rank
-        speed.configure_cpu_allocator(cfg.cpu_allocator)
-        torch.manual_seed(0)
-        net = models.from_config(cfg)
-        opt = make_optimizer(cfg, net)
-        model = speed.maybe_compile(net, cfg.compile == "on")
-        precision = speed.Precision(cfg.amp, torch.device("cpu"))
-        n = args.batch * args.steps
-        source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed, n)
-        pool = np.arange(min(len(source), n))
-        tw = training_weights(source.labels, source.weights)
-        world = init_world()
-
-        def epoch(k, plan_steps):
-            plan = epoch_plan(pool, k, cfg.seed, args.batch, 1, 0, args.batch)[:plan_steps]
-            return train_epoch(model, opt, GradSync(world), world, source, plan, tw, torch.device("cpu"), k,
-                               cfg.prefetch, precision=precision,
-                               memory_format=speed.memory_format(cfg.memory_format))
-        counter = iter(range(1, 10**9))
-
-        def measure():
-            t = epoch(next(counter), args.steps)
-            return len(t.step_s) * args.batch / t.epoch_s, t.data_wait_s / t.epoch_s
-        epoch(0, 1)  # warm-up (and compilation)
-        if args.profile and kind == "default":
-            from torch.profiler import ProfilerActivity, profile
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                epoch(next(counter), 2)
-            conn.send(("profile", prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)))
+        measure = _harness(conn, kind, flags, args)
     conn.send(("ready", None))
     while conn.recv() == "run":
         conn.send(("result", measure()))
 
 
+def _matmul():
+    """The fp32 matmul contender, warmed up: its ``measure()`` gives (FLOP/s, 0)."""
+    import torch
+
+    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+    torch.mm(a, b)
+
+    def measure():
+        t0 = time.perf_counter()
+        for _ in range(3):
+            torch.mm(a, b)
+        return 3 * 2 * MATMUL_N ** 3 / (time.perf_counter() - t0), 0.0
+    return measure
+
+
+def _conv():
+    """The oneDNN convolution contender, warmed up: its ``measure()`` gives (FLOP/s, 0)."""
+    from bench.projection.ceilings import measure_conv_gflops
+    measure_conv_gflops(repeats=1)
+
+    def measure():
+        return measure_conv_gflops() * 1e9, 0.0
+    return measure
+
+
+def _plain(args):
+    """The hand-written loop on one fixed in-memory batch, warmed up: its ``measure()`` gives (images/s, 0)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    import models
+    from data.synthetic import SyntheticSource
+    torch.manual_seed(0)
+    model = models.get_model(args.model, image_size=args.image_size)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = SyntheticSource(args.batch, image_size=args.image_size, seed=1).load(np.arange(args.batch))
+    x, y = torch.from_numpy(batch.x), torch.from_numpy(batch.y)
+
+    def steps(n):
+        for _ in range(n):
+            opt.zero_grad()
+            F.binary_cross_entropy_with_logits(model(x), y).backward()
+            opt.step()
+
+    def measure():
+        t0 = time.perf_counter()
+        steps(args.steps)
+        return args.steps * args.batch / (time.perf_counter() - t0), 0.0
+    steps(1)
+    return measure
+
+
+def _harness(conn, kind, flags, args):
+    """The harness's training step with the harness ``flags``, warmed up (with --profile, the default
+    variant sends its profile table on ``conn``): its ``measure()`` gives (images/s, data-wait fraction)."""
+    import numpy as np
+    import torch
+
+    import models
+    from bench.runner import speed
+    from bench.runner.backends import GradSync
+    from bench.runner.comm import init_world
+    from bench.runner.config import parse_config
+    from bench.runner.run import make_optimizer
+    from bench.runner.sampler import epoch_plan
+    from bench.runner.train import train_epoch
+    from data import open_source, training_weights
+    cfg = parse_config(["--model", args.model, "--image-size", str(args.image_size), "--data", args.data,
+                        *flags])
+    # as bench.strong_scaling.run() sets up a rank
+    speed.configure_cpu_allocator(cfg.cpu_allocator)
+    torch.manual_seed(0)
+    net = models.from_config(cfg)
+    opt = make_optimizer(cfg, net)
+    model = speed.maybe_compile(net, cfg.compile == "on")
+    precision = speed.Precision(cfg.amp, torch.device("cpu"))
+    n = args.batch * args.steps
+    source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed, n)
+    pool = np.arange(min(len(source), n))
+    tw = training_weights(source.labels, source.weights)
+    world = init_world()
+
+    def epoch(k, plan_steps):
+        plan = epoch_plan(pool, k, cfg.seed, args.batch, 1, 0, args.batch)[:plan_steps]
+        return train_epoch(model, opt, GradSync(world), world, source, plan, tw, torch.device("cpu"), k,
+                           cfg.prefetch, precision=precision,
+                           memory_format=speed.memory_format(cfg.memory_format))
+    counter = iter(range(1, 10**9))
+
+    def measure():
+        t = epoch(next(counter), args.steps)
+        return len(t.step_s) * args.batch / t.epoch_s, t.data_wait_s / t.epoch_s
+    epoch(0, 1)  # warm-up (and compilation)
+    if args.profile and kind == "default":
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            epoch(next(counter), 2)
+        conn.send(("profile", prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)))
+    return measure
+
+
+def _alternate(names: list[str], args) -> dict:
+    """Each contender of ``names`` in its own process, --repeats rounds taking turns. Returns name -> the
+    (rate, data wait) of each round."""
+    ctx = mp.get_context("spawn")
+    procs, conns = {}, {}
+    for name in names:  # started one at a time: set-up and compilation do not overlap
+        kind = VARIANTS[name] if isinstance(VARIANTS[name], str) else ("plain" if VARIANTS[name] is None else name)
+        parent, child = ctx.Pipe()
+        procs[name] = ctx.Process(target=_worker, args=(child, kind, VARIANTS[name] or [], args), daemon=True)
+        procs[name].start()
+        conns[name] = parent
+        while True:
+            tag, payload = parent.recv()
+            if tag == "ready":
+                break
+            print(payload)
+    results = {n: [] for n in names}
+    for _ in range(args.repeats):
+        for name in names:
+            conns[name].send("run")
+            results[name].append(conns[name].recv()[1])
+    for name in names:
+        conns[name].send("stop")
+        procs[name].join()
+    return results
+
+
 def main() -> None:
+    """Run the contenders of the command line and print their rates against the ceilings."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="circpad")
     ap.add_argument("--image-size", type=int, default=64)
@@ -157,28 +217,7 @@ def main() -> None:
     import models
     flops, per_op = models.training_flops(models.get_model(args.model, image_size=args.image_size),
                                           args.image_size)
-
-    ctx = mp.get_context("spawn")
-    procs, conns = {}, {}
-    for name in names:  # started one at a time: set-up and compilation do not overlap
-        kind = VARIANTS[name] if isinstance(VARIANTS[name], str) else ("plain" if VARIANTS[name] is None else name)
-        parent, child = ctx.Pipe()
-        procs[name] = ctx.Process(target=_worker, args=(child, kind, VARIANTS[name] or [], args), daemon=True)
-        procs[name].start()
-        conns[name] = parent
-        while True:
-            tag, payload = parent.recv()
-            if tag == "ready":
-                break
-            print(payload)
-    results = {n: [] for n in names}
-    for _ in range(args.repeats):
-        for name in names:
-            conns[name].send("run")
-            results[name].append(conns[name].recv()[1])
-    for name in names:
-        conns[name].send("stop")
-        procs[name].join()
+    results = _alternate(names, args)
 
     med = {n: statistics.median(r[0] for r in results[n]) for n in names}
     matmul, conv = med["matmul"], med["conv"]

@@ -70,12 +70,27 @@ def report_blocks(*, sources, figures, tables, summary, environment, problems, w
                ("h2", "Figures")]
     for name in figures:
         blocks.append(("figure", name, CAPTIONS[name]))
+    blocks += _table_blocks(tables)
+    if projection:
+        blocks += _projection_blocks(*projection)
+    if physics:
+        blocks += _physics_blocks(physics)
+    blocks += _gpu_blocks(tables)
+    blocks += [("h2", "Environments"), ("table", *environment)]
+    blocks.append(("h2", "Warnings"))
+    items = [f"input {p}" for p in problems] + list(warnings)
+    blocks.append(("list", items or ["none"]))
+    return blocks
+
+
+def _table_blocks(tables) -> list[tuple]:
+    """The scaling table, and the CPU-use and time-to-target tables where there are any."""
     columns, table = tables["scaling"]
-    blocks += [("h2", "Scaling table"),
-               ("p", "Per configuration and node count. Speedup and efficiency are against baseline_nodes; "
-                     "compute/comm/data-wait are seconds per epoch on the slowest rank; AUC after the last epoch. "
-                     "Also in scaling.csv."),
-               ("table", columns, table)]
+    blocks = [("h2", "Scaling table"),
+              ("p", "Per configuration and node count. Speedup and efficiency are against baseline_nodes; "
+                    "compute/comm/data-wait are seconds per epoch on the slowest rank; AUC after the last epoch. "
+                    "Also in scaling.csv."),
+              ("table", columns, table)]
     if "cpu_use" in tables:
         blocks += [("h2", "CPU use"),
                    ("p", "Per rank count, measured with psutil over the measured epochs: CPU time (user + system) "
@@ -91,25 +106,35 @@ def report_blocks(*, sources, figures, tables, summary, environment, problems, w
                          "more, min and max of those kept), the epochs, and the speedup of the time to target "
                          "against the smallest rank count. Also in time_to_target.csv."),
                    ("table", *tables["time_to_target"])]
-    if projection:
-        crossover, ratio = projection
-        blocks += [("h2", "Projected: Nurion KNL nodes against one GPU"),
-                   ("p", "NOT MEASURED HERE: a projection of the performance model from published achieved training "
-                         "rates and networks (python -m bench.projection --published; every figure and its source "
-                         "in docs/projection.md). How many KNL nodes train an epoch as fast as one GPU, with the "
-                         "band from every assumption at the cluster's good end (low) to the GPU's (high):"),
-                   ("table", *crossover),
-                   ("p", "One GPU's epoch time over 1024 KNL nodes' (above 1: the cluster is faster):"),
-                   ("table", *ratio)]
-    if physics:
-        blocks += [("h2", "CNN against the cut-based selection"),
-                   ("p", "At the CNN threshold whose background efficiency is the largest not above the signal "
-                         "region's: the ratio of signal efficiencies and of s / sqrt(b), with bootstrap standard "
-                         "deviations, and the unweighted background events behind them (a handful means a rough "
-                         "ratio). The study: AUC 0.9914 (64x64) / 0.9903 (224x224), ratio 1.803 / 1.845, "
-                         "significance ratio 1.2. Every column is in physics.csv."),
-                   ("table", *physics)]
-    blocks.append(("h2", "CPU cluster vs one GPU"))
+    return blocks
+
+
+def _projection_blocks(crossover, ratio) -> list[tuple]:
+    """The projected KNL-against-one-GPU answer: the crossover table and the 1024-node ratio table."""
+    return [("h2", "Projected: Nurion KNL nodes against one GPU"),
+            ("p", "NOT MEASURED HERE: a projection of the performance model from published achieved training "
+                  "rates and networks (python -m bench.projection --published; every figure and its source "
+                  "in docs/projection.md). How many KNL nodes train an epoch as fast as one GPU, with the "
+                  "band from every assumption at the cluster's good end (low) to the GPU's (high):"),
+            ("table", *crossover),
+            ("p", "One GPU's epoch time over 1024 KNL nodes' (above 1: the cluster is faster):"),
+            ("table", *ratio)]
+
+
+def _physics_blocks(physics) -> list[tuple]:
+    """The CNN against the cut-based selection (``physics``: its table)."""
+    return [("h2", "CNN against the cut-based selection"),
+            ("p", "At the CNN threshold whose background efficiency is the largest not above the signal "
+                  "region's: the ratio of signal efficiencies and of s / sqrt(b), with bootstrap standard "
+                  "deviations, and the unweighted background events behind them (a handful means a rough "
+                  "ratio). The study: AUC 0.9914 (64x64) / 0.9903 (224x224), ratio 1.803 / 1.845, "
+                  "significance ratio 1.2. Every column is in physics.csv."),
+            ("table", *physics)]
+
+
+def _gpu_blocks(tables) -> list[tuple]:
+    """The CPU cluster against one GPU: its table, or why there is none."""
+    blocks = [("h2", "CPU cluster vs one GPU")]
     if "gpu_comparison" in tables:
         blocks += [("p", "ratio = GPU epoch time / cluster epoch time (>1: the cluster is faster). crossover: the "
                          "node count at which the cluster overtakes the GPU, interpolated linearly in log2 N "
@@ -120,10 +145,6 @@ def report_blocks(*, sources, figures, tables, summary, environment, problems, w
     else:
         blocks.append(("p", "No comparison: needs single-GPU records (device 'cuda', world_size 1) and CPU records "
                             "of the same model, image_size and global_batch."))
-    blocks += [("h2", "Environments"), ("table", *environment)]
-    blocks.append(("h2", "Warnings"))
-    items = [f"input {p}" for p in problems] + list(warnings)
-    blocks.append(("list", items or ["none"]))
     return blocks
 
 

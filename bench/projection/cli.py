@@ -310,58 +310,42 @@ def project_measured(records: list[dict], cal: Calibration, overlap: float, shar
     return out, lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        prof = load_profiles(args.profiles or None)
-    except ProfileError as exc:
-        return fail(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}")
-    try:
-        shares = cpu_shares(args.cpu_share)
-    except ValueError as exc:
-        return fail(str(exc))
-    try:  # every output path before the minutes of calibration
-        if args.calibrate:
-            check_output_dir(os.path.dirname(os.path.abspath(args.calibration)), "--calibration")
-        if args.plot:
-            check_output_dir(os.path.dirname(os.path.abspath(args.plot)), "--plot")
-        if args.emit_records:
-            check_output_file(args.emit_records, "--emit-records")
-        if args.json:
-            check_output_file(args.json, "--json")
-    except OutputPathError as exc:
-        return fail(str(exc))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(published.as_json(prof), fh, indent=1)
-    if args.published and not args.calibrate:  # the answer needs no calibration; a full run prints it too
-        print("\n".join(published.report_lines(prof)))
-        if args.json:
-            print(f"\nJSON: {args.json}")
-        return 0
+def check_outputs(args) -> None:
+    """Every path the command will write can be written (raises OutputPathError naming the flag)."""
     if args.calibrate:
-        bad = check_compute_specs(args.compute)
-        if bad:
-            return fail(bad)
-        calibrate(args)
-    if not os.path.isfile(args.calibration):
-        return fail(f"--calibration {args.calibration}: no such file; run with --calibrate first")
-    cal = Calibration.load(args.calibration, args.statistic)
-    if not any((args.model, size) in cal.params for size in args.image_sizes):
-        have = ", ".join(sorted(f"{m}:{s}" for m, s in cal.params)) or "nothing"
-        return fail(f"--model {args.model}: {args.calibration} has no calibration of it at "
-                    f"{', '.join(f'{s}px' for s in args.image_sizes)} (it has {have}); calibrate it with --calibrate "
-                    f"--compute {args.model}:{args.image_sizes[-1]} plus the entries to keep")
-    records = []
-    if args.records:
-        try:
-            records, problems = read_records(args.records)
-        except FileNotFoundError as exc:
-            return fail(f"--records: {exc}")
-        for p in problems:
-            print(f"warning: {p}", file=sys.stderr)
-    # This machine at its largest calibrated thread count; KNL from its published achieved rate.
-    threads = args.local_threads or (max(k[2] for k in cal.compute) if cal.compute else 1)
+        check_output_dir(os.path.dirname(os.path.abspath(args.calibration)), "--calibration")
+    if args.plot:
+        check_output_dir(os.path.dirname(os.path.abspath(args.plot)), "--plot")
+    if args.emit_records:
+        check_output_file(args.emit_records, "--emit-records")
+    if args.json:
+        check_output_file(args.json, "--json")
+
+
+def missing_model(args, cal: Calibration) -> str | None:
+    """Why ``cal`` cannot project --model at any of --image-sizes, with how to calibrate it; None if it can."""
+    if any((args.model, size) in cal.params for size in args.image_sizes):
+        return None
+    have = ", ".join(sorted(f"{m}:{s}" for m, s in cal.params)) or "nothing"
+    return (f"--model {args.model}: {args.calibration} has no calibration of it at "
+            f"{', '.join(f'{s}px' for s in args.image_sizes)} (it has {have}); calibrate it with --calibrate "
+            f"--compute {args.model}:{args.image_sizes[-1]} plus the entries to keep")
+
+
+def read_measured(paths: list[str]) -> list[dict]:
+    """The records of the --records files (none without them); a line that cannot be used is a warning on
+    stderr. Raises FileNotFoundError."""
+    if not paths:
+        return []
+    records, problems = read_records(paths)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return records
+
+
+def print_calibration(args, cal: Calibration) -> None:
+    """The calibration's compute fits (with their share of the theoretical peak, where the calibration has
+    it) and its allreduce fit, on stdout."""
     print(f"calibration {args.calibration}: {cal.host.get('cpu_model')}, compute fits ({args.statistic} of "
           "repeats):")
     peak = cal.host.get("peak_gflops_per_core")  # calibrations before the ceilings have none
@@ -375,10 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     if cal.network:
         print(f"  allreduce (ring fit, 2 ranks on this host): alpha {cal.network.alpha_s * 1e6:.2f} us, "
               f"B {cal.network.bandwidth_Bps / 1e9:.2f} GB/s")
-    profiles = [local_profile(cal, threads), knl_profile(cal, prof, args)]
-    gpu = gpu_profile(records)
-    if gpu:
-        profiles.append(gpu)
+
+
+def project_profiles(args, cal: Calibration, prof, profiles: list[Profile]) -> tuple[list, list[dict]]:
+    """Every case of the command line on every profile that has it, its curve printed. Returns the curves
+    (profile, case, steps, compact case) and the projected records of the profiles that scale."""
     nodes = sweep_sizes(args.max_nodes)
     curves, emitted = [], []
     sweep_id = uuid.uuid4().hex
@@ -394,6 +379,61 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # a measured single GPU: its records already are the point; nothing to project
             preset = "paper" if paper and case.image_size == 224 else "custom"
             emitted += [projected_record(profile, case, s, preset, args.backend, sweep_id) for s in steps]
+    return curves, emitted
+
+
+def print_answer(args, prof, before: str = "") -> None:
+    """The published points reproduced, the crossover and the 1024-node ratio (bench/projection/published.py)
+    on stdout after ``before``, and where --json wrote them."""
+    print(before + "\n".join(published.report_lines(prof)))
+    if args.json:
+        print(f"\nJSON: {args.json}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status (2: bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        prof = load_profiles(args.profiles or None)
+    except ProfileError as exc:
+        return fail(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}")
+    try:
+        shares = cpu_shares(args.cpu_share)
+    except ValueError as exc:
+        return fail(str(exc))
+    try:  # every output path before the minutes of calibration
+        check_outputs(args)
+    except OutputPathError as exc:
+        return fail(str(exc))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(published.as_json(prof), fh, indent=1)
+    if args.published and not args.calibrate:  # the answer needs no calibration; a full run prints it too
+        print_answer(args, prof)
+        return 0
+    if args.calibrate:
+        bad = check_compute_specs(args.compute)
+        if bad:
+            return fail(bad)
+        calibrate(args)
+    if not os.path.isfile(args.calibration):
+        return fail(f"--calibration {args.calibration}: no such file; run with --calibrate first")
+    cal = Calibration.load(args.calibration, args.statistic)
+    missing = missing_model(args, cal)
+    if missing:
+        return fail(missing)
+    try:
+        records = read_measured(args.records)
+    except FileNotFoundError as exc:
+        return fail(f"--records: {exc}")
+    print_calibration(args, cal)
+    # This machine at its largest calibrated thread count; KNL from its published achieved rate.
+    threads = args.local_threads or (max(k[2] for k in cal.compute) if cal.compute else 1)
+    profiles = [local_profile(cal, threads), knl_profile(cal, prof, args)]
+    gpu = gpu_profile(records)
+    if gpu:
+        profiles.append(gpu)
+    curves, emitted = project_profiles(args, cal, prof, profiles)
     if records:
         valid, lines = project_measured(records, cal, args.overlap, shares, args.calibration_cpu_share)
         print("\n## projected vs measured (each run at its own configuration; projection has no data wait)")
@@ -406,9 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         for rec in emitted:
             append_record(args.emit_records, rec)
         print(f"{len(emitted)} projected records appended to {args.emit_records}")
-    print("\n" + "\n".join(published.report_lines(prof)))
-    if args.json:
-        print(f"\nJSON: {args.json}")
+    print_answer(args, prof, "\n")
     return 0
 
 

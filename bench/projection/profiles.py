@@ -144,26 +144,50 @@ def parse(data: dict, path: str = "") -> Profiles:
     sources = _need(data, "sources", "profiles")
     if not isinstance(sources, dict) or not all(isinstance(v, str) and v for v in sources.values()):
         raise ProfileError("sources", "should map keys to documents")
+    networks = _networks(_need(data, "networks", "profiles"), sources, POLICIES)
+    stacks = _stacks(_need(data, "stacks", "profiles"), sources, POLICIES)
+    workloads = _workloads(_need(data, "workloads", "profiles"), sources)
+    systems = {key: _system(s, key, sources, networks, stacks, workloads)
+               for key, s in _need(data, "systems", "profiles").items()}
+    published = _need(data, "published", "profiles")
+    for i, pt in enumerate(published):
+        _check_point(pt, f"published[{i}]", sources, systems, workloads)
+    not_expressed = data.get("not_expressed", [])
+    for i, pt in enumerate(not_expressed):
+        _need(pt, "why", f"not_expressed[{i}]")
+        _source(pt, f"not_expressed[{i}]", sources)
+    return Profiles(sources, networks, stacks, systems, workloads, published, path, not_expressed)
+
+
+def _networks(raw: dict, sources: dict, policies) -> dict:
     networks = {}
-    for key, net in _need(data, "networks", "profiles").items():
+    for key, net in raw.items():
         p = f"networks.{key}"
         networks[key] = {"name": str(_need(net, "name", p)),
                          "latency_us": _band(_need(net, "latency_us", p), f"{p}.latency_us", sources),
                          "bandwidth_gbs": _band(_need(net, "bandwidth_gbs", p), f"{p}.bandwidth_gbs", sources),
-                         "allreduce": _check_choice(_need(net, "allreduce", p), POLICIES, f"{p}.allreduce")}
+                         "allreduce": _check_choice(_need(net, "allreduce", p), policies, f"{p}.allreduce")}
+    return networks
+
+
+def _stacks(raw: dict, sources: dict, policies) -> dict:
     stacks = {}
-    for key, st in _need(data, "stacks", "profiles").items():
+    for key, st in raw.items():
         p = f"stacks.{key}"
         stacks[key] = {"name": str(_need(st, "name", p)),
                        "overlap": _band(_need(st, "overlap", p), f"{p}.overlap", sources, positive=False),
-                       "policy": (_check_choice(st["policy"], POLICIES, f"{p}.policy") if "policy" in st else None),
+                       "policy": (_check_choice(st["policy"], policies, f"{p}.policy") if "policy" in st else None),
                        "fusion_mb": _number(st.get("fusion_mb", 0), f"{p}.fusion_mb", positive=False),
                        "cycle_ms": _number(st.get("cycle_ms", 0), f"{p}.cycle_ms", positive=False),
                        "servers": int(_number(st.get("servers", 1), f"{p}.servers"))}
         if stacks[key]["overlap"].high > 1:
             raise ProfileError(f"{p}.overlap.high", "an overlap is a fraction of backward, at most 1")
+    return stacks
+
+
+def _workloads(raw: dict, sources: dict) -> dict:
     workloads = {}
-    for key, w in _need(data, "workloads", "profiles").items():
+    for key, w in raw.items():
         p = f"workloads.{key}"
         params = int(_number(_need(w, "params", p), f"{p}.params"))
         tensors = w.get("tensors")
@@ -174,34 +198,28 @@ def parse(data: dict, path: str = "") -> Profiles:
         workloads[key] = Workload(key, _number(_need(w, "flops_per_image", p), f"{p}.flops_per_image"), params,
                                   tuple(tensors), int(_number(w.get("bytes_per_param", 4), f"{p}.bytes_per_param")),
                                   _source(w, p, sources), bool(w.get("confirmed", True)))
-    systems = {}
-    for key, s in _need(data, "systems", "profiles").items():
-        p = f"systems.{key}"
-        kind = _check_choice(_need(s, "kind", p), KINDS, f"{p}.kind")
-        net = _need(s, "network", p)
-        if net not in networks:
-            raise ProfileError(f"{p}.network", f"unknown network {net!r}")
-        stack = _need(s, "stack", p)
-        if stack not in stacks:
-            raise ProfileError(f"{p}.stack", f"unknown stack {stack!r}")
-        peak = _value(s["peak_fp32_tflops"], f"{p}.peak_fp32_tflops", sources) if "peak_fp32_tflops" in s else None
-        achieved = _band(s["achieved_tflops"], f"{p}.achieved_tflops", sources) if "achieved_tflops" in s else None
-        rates = {}
-        for wk, band in s.get("images_per_s", {}).items():
-            if wk not in workloads:
-                raise ProfileError(f"{p}.images_per_s.{wk}", "unknown workload")
-            rates[wk] = _band(band, f"{p}.images_per_s.{wk}", sources)
-        if achieved is None and not rates:
-            raise ProfileError(f"{p}.achieved_tflops", "missing (and no measured images_per_s)")
-        systems[key] = System(str(_need(s, "name", p)), key, kind, net, stack, peak, achieved, rates)
-    published = _need(data, "published", "profiles")
-    for i, pt in enumerate(published):
-        _check_point(pt, f"published[{i}]", sources, systems, workloads)
-    not_expressed = data.get("not_expressed", [])
-    for i, pt in enumerate(not_expressed):
-        _need(pt, "why", f"not_expressed[{i}]")
-        _source(pt, f"not_expressed[{i}]", sources)
-    return Profiles(sources, networks, stacks, systems, workloads, published, path, not_expressed)
+    return workloads
+
+
+def _system(s: dict, key: str, sources: dict, networks: dict, stacks: dict, workloads: dict) -> System:
+    p = f"systems.{key}"
+    kind = _check_choice(_need(s, "kind", p), KINDS, f"{p}.kind")
+    net = _need(s, "network", p)
+    if net not in networks:
+        raise ProfileError(f"{p}.network", f"unknown network {net!r}")
+    stack = _need(s, "stack", p)
+    if stack not in stacks:
+        raise ProfileError(f"{p}.stack", f"unknown stack {stack!r}")
+    peak = _value(s["peak_fp32_tflops"], f"{p}.peak_fp32_tflops", sources) if "peak_fp32_tflops" in s else None
+    achieved = _band(s["achieved_tflops"], f"{p}.achieved_tflops", sources) if "achieved_tflops" in s else None
+    rates = {}
+    for wk, band in s.get("images_per_s", {}).items():
+        if wk not in workloads:
+            raise ProfileError(f"{p}.images_per_s.{wk}", "unknown workload")
+        rates[wk] = _band(band, f"{p}.images_per_s.{wk}", sources)
+    if achieved is None and not rates:
+        raise ProfileError(f"{p}.achieved_tflops", "missing (and no measured images_per_s)")
+    return System(str(_need(s, "name", p)), key, kind, net, stack, peak, achieved, rates)
 
 
 def _check_point(pt: dict, p: str, sources: dict, systems: dict, workloads: dict) -> None:

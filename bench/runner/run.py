@@ -4,6 +4,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ from tqdm import tqdm
 import models
 from bench import physics, records
 from bench.runner import backends, checkpoint, cpu_use, speed, stop
+from bench.runner.backends import GradSync
 from bench.runner.comm import World, mpi_library
 from bench.runner.config import Config, UsageError, as_dict, learning_rate
 from bench.runner.data_setup import Data
@@ -45,6 +47,48 @@ def lr_schedule(cfg: Config):
     return lambda epoch, step, steps: lr * min(1.0, 0.1 + 0.9 * (epoch + step / steps) / cfg.lr_warmup_epochs)
 
 
+@dataclass
+class RunState:
+    """One run as it passes from step to step of ``run``: what the run was given, what its set-up built,
+    the epochs trained so far (restored by --resume) and, at the end, the results its record is made of."""
+
+    # given
+    cfg: Config
+    world: World
+    backend: str
+    device: torch.device
+    threads: int
+    data: Data
+    sweep_id: str | None
+    # set up
+    per_rank: int  # images per optimizer step on one rank
+    micro: int  # images per forward/backward
+    node: dict | None  # cpu_use.node_facts before this run's ranks add their load (rank 0; None elsewhere)
+    log: MLLog
+    flops_per_image: float | None  # training FLOPs of one image, models.training_flops (rank 0)
+    net: torch.nn.Module  # the eager model: validation, checkpoints, the test comparison, the saved model
+    optimizer: torch.optim.Optimizer  # wrapped by the backend from ``wrap`` on
+    ckpt: str | None  # the checkpoint file (--checkpoint)
+    # trained so far
+    epochs: list[EpochTimes] = field(default_factory=list)
+    aucs: list = field(default_factory=list)  # validation AUC per epoch (rank 0)
+    losses: list = field(default_factory=list)  # validation loss per epoch (rank 0)
+    reached: int | None = None  # epochs after which --target-auc was first reached (reached_target)
+    # training's wrapping (``wrap``)
+    sync: GradSync | None = None
+    model: object = None  # what the training steps run: ``net`` wrapped by the backend, maybe compiled
+    precision: speed.Precision | None = None
+    lr_at: object = None  # lr_schedule's function, or None
+    # results
+    comparison: dict | None = None  # test_comparison's (rank 0)
+    ranks: list | None = None  # every rank's rank_summary (rank 0)
+
+    @property
+    def eval_batch(self) -> int:
+        """Images per forward pass when scoring (validation, the test comparison)."""
+        return min(self.micro, 1024)
+
+
 def run(cfg: Config, world: World, backend: str, device, threads: int, data: Data,
         sweep_id: str | None) -> dict | None:
     """Train and measure on ``world``. Collective; returns the record on rank 0, None elsewhere.
@@ -54,6 +98,25 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     finished and recorded; stop.Stopped on every rank when a rank received the scheduler's warning signal
     (after the epoch it arrived in, and that epoch's checkpoint).
     """
+    state = set_up(cfg, world, backend, device, threads, data, sweep_id)
+    resume(state)
+    wrap(state)
+    train_epochs(state)
+    state.comparison = test_comparison(state.net, data, world, device, batch=state.eval_batch)
+    state.ranks = gather_ranks(state)
+    if not world.is_root:
+        return None
+    record = build_record(state)
+    if cfg.save_model:
+        checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
+                              cfg, state.net, world.size, record["run_id"], record["data"])
+    return record
+
+
+def set_up(cfg: Config, world: World, backend: str, device, threads: int, data: Data,
+           sweep_id: str | None) -> RunState:
+    """The run's batch arithmetic, speed settings, MLPerf log, model and optimizer, with ``run``'s
+    arguments, as a RunState with no epoch trained yet."""
     per_rank = cfg.global_batch // world.size
     micro = cfg.micro_batch or per_rank
     node = cpu_use.node_facts() if world.is_root else None  # the load before this run's ranks add theirs
@@ -66,87 +129,128 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (and broadcast anyway)
     net = models.from_config(cfg).to(device)
     optimizer = make_optimizer(cfg, net)
-    epochs, aucs, losses = [], [], []
     ckpt = checkpoint.path_for(cfg, world.size) if cfg.checkpoint else None
-    state = checkpoint.load(ckpt, cfg, world) if ckpt and cfg.resume else None
-    if state is not None:  # also restores this rank's random-number state
-        checkpoint.check_not_recorded(ckpt, cfg, state)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epochs = [EpochTimes(**e) for e in state["epochs"]]
-        aucs, losses = state["aucs"], state["losses"]
-        if world.is_root:
-            print(f"resuming from {ckpt} after epoch {len(epochs) - 1}", flush=True)
-    else:
+    return RunState(cfg, world, backend, device, threads, data, sweep_id, per_rank, micro, node, log,
+                    flops_per_image, net, optimizer, ckpt)
+
+
+def resume(state: RunState) -> None:
+    """With --resume and a checkpoint: the model, optimizer, epochs, AUCs and losses it holds, and this
+    rank's random-number state, into ``state`` (raises checkpoint.AlreadyRecorded for a recorded run).
+    Otherwise seeds this rank's random numbers for training."""
+    cfg, world = state.cfg, state.world
+    saved = checkpoint.load(state.ckpt, cfg, world) if state.ckpt and cfg.resume else None
+    if saved is None:
         torch.manual_seed(cfg.seed * 1_000_003 + world.rank)  # dropout masks differ between ranks
-    sync = backends.make(backend, world)
-    sync.broadcast_parameters(net)
-    model, optimizer = sync.wrap(net, optimizer, per_rank // micro)
-    model = speed.maybe_compile(model, cfg.compile == "on")  # training only; validation runs the eager net
-    precision = speed.Precision(cfg.amp, device)
-    lr_at = lr_schedule(cfg)
-    bar = tqdm(total=cfg.epochs, initial=len(epochs), desc=f"{world.size} rank(s)", unit="epoch",
+        return
+    checkpoint.check_not_recorded(state.ckpt, cfg, saved)  # loading also restored the random-number state
+    state.net.load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.epochs = [EpochTimes(**e) for e in saved["epochs"]]
+    state.aucs, state.losses = saved["aucs"], saved["losses"]
+    if world.is_root:
+        print(f"resuming from {state.ckpt} after epoch {len(state.epochs) - 1}", flush=True)
+
+
+def wrap(state: RunState) -> None:
+    """The backend's gradient exchange (parameters broadcast from rank 0), the model and optimizer wrapped
+    by it, torch.compile, the precision and the learning-rate schedule, into ``state``."""
+    cfg = state.cfg
+    state.sync = backends.make(state.backend, state.world)
+    state.sync.broadcast_parameters(state.net)
+    state.model, state.optimizer = state.sync.wrap(state.net, state.optimizer, state.per_rank // state.micro)
+    state.model = speed.maybe_compile(state.model, cfg.compile == "on")  # training only; validation: eager net
+    state.precision = speed.Precision(cfg.amp, state.device)
+    state.lr_at = lr_schedule(cfg)
+
+
+def train_epochs(state: RunState) -> None:
+    """The epoch loop, from the first epoch not trained yet: each epoch trained, validated, checkpointed
+    and printed, until --epochs or (--stop-at-target) the target. Closes the backend. Collective; raises
+    stop.Stopped after an epoch in which a rank received the scheduler's warning signal."""
+    cfg, world = state.cfg, state.world
+    bar = tqdm(total=cfg.epochs, initial=len(state.epochs), desc=f"{world.size} rank(s)", unit="epoch",
                disable=not world.is_root, file=sys.stderr)
-    log.run_start()
-    reached = reached_target(cfg, world, aucs)
+    state.log.run_start()
+    state.reached = reached_target(cfg, world, state.aucs)
     try:
-        for epoch in range(len(epochs), cfg.epochs):
-            if reached is not None and cfg.stop_at_target:
+        for epoch in range(len(state.epochs), cfg.epochs):
+            if state.reached is not None and cfg.stop_at_target:
                 break
-            log.epoch_start(epoch)
-            plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, micro)
-            try:
-                # CPU use sampled just outside the timed region (two psutil readings per epoch).
-                before = cpu_use.sample()
-                times = train_epoch(model, optimizer, sync, world, data.images, plan, data.train_weights,
-                                    device, epoch, cfg.prefetch, lr_at, precision,
-                                    speed.memory_format(cfg.memory_format))
-                times.cpu = cpu_use.between(before, cpu_use.sample())
-            except torch.OutOfMemoryError as exc:
-                raise UsageError(f"--micro-batch: {micro} images of {cfg.image_size}x{cfg.image_size} per "
-                                 f"forward pass do not fit in the memory of {device} ({str(exc).splitlines()[0]}); "
-                                 f"set --micro-batch to a smaller divisor of the per-rank batch {per_rank}") from None
-            log.epoch_stop(epoch)
-            # Outside the timed region: BN statistics averaged over ranks, then validation.
-            log.eval_start(epoch)
-            t_val = time.perf_counter()
-            sync.average_buffers(net)
-            auc, val_loss = validate(net, data.images, data.split.val, data.train_weights, world, device,
-                                     batch=min(micro, 1024))
-            times.validation_s = time.perf_counter() - t_val
-            log.eval_stop(epoch, auc)
-            epochs.append(times)
-            aucs.append(auc)
-            losses.append(val_loss)
-            reached = reached_target(cfg, world, aucs)
-            if ckpt:
-                checkpoint.save(ckpt, cfg, world, net, optimizer, epochs, aucs, losses)
-            bar.update(1)
-            if world.is_root:
-                kind = "warm-up" if epoch == 0 else "measured"
-                bar.write(f"epoch {epoch} ({kind}): {times.epoch_s:.2f} s, "
-                          f"train loss {times.train_loss:.4f}, val loss {val_loss:.4f}, AUC {auc:.4f}")
-                sys.stdout.flush()  # a job's log (Slurm's --output, a pipe) shows each epoch as it ends
-            # The scheduler's warning before its time limit (bench/runner/stop.py): all ranks stop here,
-            # after this epoch's checkpoint, if any rank got it.
-            if epoch + 1 < cfg.epochs and stop.agreed(world):
-                raise stop.Stopped(len(epochs))
+            times = train_timed(state, epoch)
+            validate_epoch(state, epoch, times)
+            end_epoch(state, epoch, bar)
     finally:
         bar.close()
-        sync.close()
-    log.run_stop(success=reached is not None or not cfg.target_auc)
-    comparison = test_comparison(net, data, world, device, batch=min(micro, 1024))
-    placement = {"threads": threads, "ranks_on_node": world.local_size, "node_cores": world.node_cores}
-    ranks = world.gather(rank_summary(epochs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, placement))
-    if not world.is_root:
-        return None
-    record = build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses,
-                          models.count_parameters(net), flops_per_image, per_rank, micro,
-                          ranks, comparison, node)
-    if cfg.save_model:
-        checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
-                              cfg, net, world.size, record["run_id"], record["data"])
-    return record
+        state.sync.close()
+    state.log.run_stop(success=state.reached is not None or not cfg.target_auc)
+
+
+def train_timed(state: RunState, epoch: int) -> EpochTimes:
+    """Train ``epoch`` (its timed region), with this rank's CPU use around it. Raises UsageError when a
+    micro-batch does not fit in the device's memory."""
+    cfg, world, data = state.cfg, state.world, state.data
+    state.log.epoch_start(epoch)
+    plan = epoch_plan(data.split.train, epoch, cfg.seed, cfg.global_batch, world.size, world.rank, state.micro)
+    try:
+        # CPU use sampled just outside the timed region (two psutil readings per epoch).
+        before = cpu_use.sample()
+        times = train_epoch(state.model, state.optimizer, state.sync, world, data.images, plan,
+                            data.train_weights, state.device, epoch, cfg.prefetch, state.lr_at, state.precision,
+                            speed.memory_format(cfg.memory_format))
+        times.cpu = cpu_use.between(before, cpu_use.sample())
+    except torch.OutOfMemoryError as exc:
+        raise UsageError(f"--micro-batch: {state.micro} images of {cfg.image_size}x{cfg.image_size} per "
+                         f"forward pass do not fit in the memory of {state.device} ({str(exc).splitlines()[0]}); "
+                         f"set --micro-batch to a smaller divisor of the per-rank batch {state.per_rank}") from None
+    state.log.epoch_stop(epoch)
+    return times
+
+
+def validate_epoch(state: RunState, epoch: int, times: EpochTimes) -> None:
+    """After ``epoch``'s timed region: BN statistics averaged over ranks, then validation; the epoch's
+    ``times`` (with its validation time), AUC and loss appended to ``state``. Collective."""
+    data = state.data
+    state.log.eval_start(epoch)
+    t_val = time.perf_counter()
+    state.sync.average_buffers(state.net)
+    auc, val_loss = validate(state.net, data.images, data.split.val, data.train_weights, state.world,
+                             state.device, batch=state.eval_batch)
+    times.validation_s = time.perf_counter() - t_val
+    state.log.eval_stop(epoch, auc)
+    state.epochs.append(times)
+    state.aucs.append(auc)
+    state.losses.append(val_loss)
+    state.reached = reached_target(state.cfg, state.world, state.aucs)
+
+
+def end_epoch(state: RunState, epoch: int, bar) -> None:
+    """After ``epoch`` is validated: its checkpoint, its line on the terminal (rank 0), and the stop signal
+    (raises stop.Stopped on every rank when any rank got it and epochs remain). Collective."""
+    cfg, world = state.cfg, state.world
+    if state.ckpt:
+        checkpoint.save(state.ckpt, cfg, world, state.net, state.optimizer, state.epochs, state.aucs,
+                        state.losses)
+    bar.update(1)
+    if world.is_root:
+        times, auc, val_loss = state.epochs[-1], state.aucs[-1], state.losses[-1]
+        kind = "warm-up" if epoch == 0 else "measured"
+        bar.write(f"epoch {epoch} ({kind}): {times.epoch_s:.2f} s, "
+                  f"train loss {times.train_loss:.4f}, val loss {val_loss:.4f}, AUC {auc:.4f}")
+        sys.stdout.flush()  # a job's log (Slurm's --output, a pipe) shows each epoch as it ends
+    # The scheduler's warning before its time limit (bench/runner/stop.py): all ranks stop here,
+    # after this epoch's checkpoint, if any rank got it.
+    if epoch + 1 < cfg.epochs and stop.agreed(world):
+        raise stop.Stopped(len(state.epochs))
+
+
+def gather_ranks(state: RunState) -> list | None:
+    """Every rank's summary of its epochs, peak memory and placement (bench/runner/reduce.py), on rank 0
+    (None elsewhere). Collective."""
+    world = state.world
+    placement = {"threads": state.threads, "ranks_on_node": world.local_size, "node_cores": world.node_cores}
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return world.gather(rank_summary(state.epochs, peak_rss, placement))
 
 
 def first_reaching(target: float, aucs: list) -> int | None:
@@ -201,32 +305,32 @@ def test_comparison(net, data: Data, world: World, device, batch: int) -> dict |
     return {**cmp.asdict(), "cut_flow": flow}
 
 
-def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, aucs, losses, n_params,
-                 flops_per_image, per_rank, micro, ranks, comparison, node) -> dict:
-    """The run's record (docs/records.md) from rank 0's view (``node``: ``cpu_use.node_facts`` at the start)
-    and every rank's summary; ``flops_per_image``: training FLOPs of one image (models.training_flops)."""
-    steps_per_epoch = len(epochs[0].step_s)
+def build_record(state: RunState) -> dict:
+    """The run's record (docs/records.md) from rank 0's ``state`` at the end of the run: its configuration,
+    epochs, AUCs, losses, every rank's summary (``state.ranks``) and the test comparison."""
+    cfg, world, device, data = state.cfg, state.world, state.device, state.data
+    steps_per_epoch = len(state.epochs[0].step_s)
     train_events = steps_per_epoch * cfg.global_batch
     env = environment(world.hosts, mpi_library())
     gpu = env["gpu_name"] if device.type == "cuda" else None
-    timing = reduce_ranks(ranks, train_events)
-    target = time_to_target(cfg, epochs, [timing["warmup_epoch_s"], *timing["epoch_s"]], aucs)
+    timing = reduce_ranks(state.ranks, train_events)
+    target = time_to_target(cfg, state.epochs, [timing["warmup_epoch_s"], *timing["epoch_s"]], state.aucs)
     # On a GPU the host threads mostly wait for the device: their utilisation says nothing of oversubscription.
     floor = cpu_use.UTIL_FLOOR if device.type == "cpu" else None
-    cpu = reduce_cpu(ranks, floor)
+    cpu = reduce_cpu(state.ranks, floor)
     return records.new_record(
-        sweep_id=sweep_id,
+        sweep_id=state.sweep_id,
         git_rev=git_rev(),
         system=cfg.system or gpu or cpu_model(),
         preset=cfg.preset,
         label=cfg.label,
         config=as_dict(cfg),
-        backend=backend,
+        backend=state.backend,
         world_size=world.size,
         nodes=world.nodes,
         ranks_per_node=world.ranks_per_node,
         cores_available=world.node_cores,
-        threads_per_rank=threads,
+        threads_per_rank=state.threads,
         cpu_allocator=speed.cpu_allocator_in_effect(),
         data_placement=cfg.data_placement,
         data_preload_s=data.cache.preload_s if data.cache is not None else None,
@@ -234,14 +338,14 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         device=device.type,
         device_name=gpu or cpu_model(),
         model=cfg.model,
-        model_params=n_params,
-        train_flops_per_image=flops_per_image,
-        achieved_gflop_s=timing["images_per_s"] * flops_per_image / 1e9 if timing["images_per_s"] else None,
+        model_params=models.count_parameters(state.net),
+        train_flops_per_image=state.flops_per_image,
+        achieved_gflop_s=timing["images_per_s"] * state.flops_per_image / 1e9 if timing["images_per_s"] else None,
         image_size=cfg.image_size,
         global_batch=cfg.global_batch,
-        per_rank_batch=per_rank,
-        micro_batch=micro,
-        accumulation_steps=per_rank // micro,
+        per_rank_batch=state.per_rank,
+        micro_batch=state.micro,
+        accumulation_steps=state.per_rank // state.micro,
         steps_per_epoch=steps_per_epoch,
         train_events=train_events,
         val_events=len(data.split.val),
@@ -249,11 +353,11 @@ def build_record(cfg, world, backend, device, threads, data, sweep_id, epochs, a
         batchnorm="per_rank",
         **timing,
         **target,
-        cpu=cpu_use.record(node, cpu, floor),
-        auc=aucs,
-        val_loss=losses,
-        test_auc=comparison.get("auc") if comparison else None,
-        physics=comparison,
+        cpu=cpu_use.record(state.node, cpu, floor),
+        auc=state.aucs,
+        val_loss=state.losses,
+        test_auc=state.comparison.get("auc") if state.comparison else None,
+        physics=state.comparison,
         env=env,
         scheduler=scheduler(),
     )

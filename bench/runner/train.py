@@ -74,17 +74,9 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(epoch, s, steps)
             t0 = clock()
-            x, y, w = (t.to(device, non_blocking=True) for t in loader.get())
+            batch = tuple(t.to(device, non_blocking=True) for t in loader.get())  # x, y, w
             t1 = clock()
-            for k in range(accumulation):
-                part = slice(k * micro, (k + 1) * micro)
-                last = k == accumulation - 1
-                with sync.no_sync(model) if not last else contextlib.nullcontext():
-                    with precision.autocast():
-                        logits = model(x[part])
-                    loss = F.binary_cross_entropy_with_logits(logits.float(), y[part], weight=w[part]) / accumulation
-                    precision.backward(loss * sync.loss_scale if sync.loss_scale != 1.0 else loss)
-                losses[s] += loss.detach().double()
+            _forward_backward(model, sync, precision, batch, accumulation, micro, losses[s])
             comm = sync.sync(model, optimizer)
             precision.step(sync, optimizer)
             sync.zero_grad(model, optimizer)
@@ -99,14 +91,37 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
         times.epoch_s = clock() - t_start
     finally:
         loader.close()
+    times.train_loss = _mean_loss(losses, epoch)
+    return times
+
+
+def _forward_backward(model, sync: GradSync, precision: Precision, batch, accumulation: int, micro: int,
+                      loss_sum: torch.Tensor) -> None:
+    """One step's forward and backward passes over the ``accumulation`` micro-batches of ``micro`` images of
+    ``batch`` (x, y, w), the backend's exchange held back until the last; each micro-batch's loss is added
+    to ``loss_sum`` (the step's element of the epoch's loss tensor, in place)."""
+    x, y, w = batch
+    for k in range(accumulation):
+        part = slice(k * micro, (k + 1) * micro)
+        last = k == accumulation - 1
+        with sync.no_sync(model) if not last else contextlib.nullcontext():
+            with precision.autocast():
+                logits = model(x[part])
+            loss = F.binary_cross_entropy_with_logits(logits.float(), y[part], weight=w[part]) / accumulation
+            precision.backward(loss * sync.loss_scale if sync.loss_scale != 1.0 else loss)
+        loss_sum += loss.detach().double()
+
+
+def _mean_loss(losses: torch.Tensor, epoch: int) -> float:
+    """The mean of the epoch's step ``losses``; raises NonFiniteLoss naming the first step that is not
+    finite."""
     losses = losses.cpu()
     bad = ~torch.isfinite(losses)
     if bool(bad.any()):
         first = int(torch.nonzero(bad)[0])
         raise NonFiniteLoss(f"non-finite training loss at epoch {epoch}, step {first}: "
                             f"{float(losses[first])}")
-    times.train_loss = float(losses.mean())
-    return times
+    return float(losses.mean())
 
 
 @torch.no_grad()

@@ -377,50 +377,14 @@ def generate_chunk(sample: Sample, seed: int, n_select: int, image_size: int, pi
     pu = PileUp(pileup, seed + 1) if pileup > 0 else None
     charge = ChargeTable(py.particleData)
     fields = jets.QUANTITIES + (("parton_ht", "early_ht") if record_parton else ())
-    kept = {"idx": [], "val": [], "gen_weight": [], **{k: [] for k in fields}}
-    n_generated = 0
-    pending = []  # (ordinal, weight, response, b, c, (early HT, parton HT))
-
-    def flush():
-        nonlocal n_generated
-        q = jets.event_quantities([p[2].towers_p4() for p in pending], [p[3] for p in pending],
-                                  [p[4] for p in pending], rng, btag_weight=levers.btag_weight)
-        if record_parton:
-            q["early_ht"] = np.array([p[5][0] for p in pending])
-            q["parton_ht"] = np.array([p[5][1] for p in pending])
-        for i in np.flatnonzero(selection.baseline(q)):
-            if len(kept["gen_weight"]) >= n_select:
-                break
-            ordinal, weight, resp = pending[i][:3]
-            idx, val = detector.image(resp, image_size)
-            kept["idx"].append(idx)
-            kept["val"].append(val)
-            kept["gen_weight"].append(weight * (q["p_btag"][i] if levers.btag_weight else 1.0))
-            for k in fields:
-                kept[k].append(q[k][i])
-            n_generated = ordinal + 1
-            if progress:
-                progress(1)
-        pending.clear()
-
-    def next_events():
-        """(particles, b, c, weight, parton HT) of the next accepted event(s)."""
-        if levers.batch_read or record_parton:
-            # one event at a time when recording, so that the hook's last HT is this event's
-            n = 1 if record_parton else batch if max_generated is None else min(batch, max_generated - ordinal)
-            evs = py.nextBatch(n)  # failed events are skipped: Pythia does not count them in sigmaGen
-            w = [ws[0] if len(ws) else 1.0 for ws in evs["info"]["weights"].tolist()]
-            ht = (hook.history[-1] if hook.history else (np.nan, np.nan)) if record_parton else (np.nan, np.nan)
-            return [(*r, wi, ht) for r, wi in zip(read_batch(evs, charge), w)]
-        if not py.next():
-            return []  # a failed event is not a generated one: Pythia does not count it in sigmaGen either
-        return [(*read_event(py.event), py.infoPython().weight(), (np.nan, np.nan))]
-
+    kept = _Kept(n_select, image_size, fields, levers, record_parton, rng, progress)
     ordinal = n_prefilter = 0
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
-    while len(kept["gen_weight"]) < n_select and (max_generated is None or ordinal < max_generated) \
+    while not kept.full() and (max_generated is None or ordinal < max_generated) \
             and (deadline is None or time.perf_counter() < deadline):
-        for parts, b, c, weight, parton_ht in next_events():
+        # one event at a time when recording, so that the hook's last HT is this event's
+        n = 1 if record_parton else batch if max_generated is None else min(batch, max_generated - ordinal)
+        for parts, b, c, weight, parton_ht in _next_events(py, hook, charge, levers, n, record_parton):
             this = ordinal
             ordinal += 1
             if pu is not None:
@@ -428,20 +392,79 @@ def generate_chunk(sample: Sample, seed: int, n_select: int, image_size: int, pi
             if visible_et(parts) < PREFILTER_ET:
                 continue
             n_prefilter += 1
-            pending.append((this, weight, detector.simulate(parts, rng), b, c, parton_ht))
-            if len(pending) >= batch:
-                flush()
-            if len(kept["gen_weight"]) >= n_select:
+            kept.pending.append((this, weight, detector.simulate(parts, rng), b, c, parton_ht))
+            if len(kept.pending) >= batch:
+                kept.flush()
+            if kept.full():
                 break
-    if pending:
-        flush()
-    if max_generated is not None or max_seconds is not None:
-        n_generated = ordinal  # a measurement counts every event it generated
+    if kept.pending:
+        kept.flush()
+    # a measurement counts every event it generated
+    n_generated = ordinal if max_generated is not None or max_seconds is not None else kept.n_generated
     info = py.infoPython()
     return {"sigma_pb": info.sigmaGen() * MB_TO_PB, "sigma_err_pb": info.sigmaErr() * MB_TO_PB,
             "n_generated": n_generated, "n_tried": ordinal, "n_prefilter": n_prefilter,
             "n_vetoed": hook.n_vetoed if hook is not None else 0,
             **({"all_parton_ht": np.array(hook.history).reshape(-1, 2)} if record_parton else {}),
-            "idx": kept["idx"], "val": kept["val"],
-            "gen_weight": np.array(kept["gen_weight"], dtype=np.float64),
-            **{k: np.array(kept[k], dtype=np.int32 if k in ("njet", "nb") else np.float64) for k in fields}}
+            **kept.arrays()}
+
+
+def _next_events(py, hook, charge: ChargeTable, levers: Levers, n: int, record_parton: bool) -> list[tuple]:
+    """(particles, b, c, weight, (early HT, parton HT)) of the next accepted event(s): ``n`` read at once
+    with ``levers.batch_read`` or ``record_parton``, else one."""
+    if levers.batch_read or record_parton:
+        evs = py.nextBatch(n)  # failed events are skipped: Pythia does not count them in sigmaGen
+        w = [ws[0] if len(ws) else 1.0 for ws in evs["info"]["weights"].tolist()]
+        ht = (hook.history[-1] if hook.history else (np.nan, np.nan)) if record_parton else (np.nan, np.nan)
+        return [(*r, wi, ht) for r, wi in zip(read_batch(evs, charge), w)]
+    if not py.next():
+        return []  # a failed event is not a generated one: Pythia does not count it in sigmaGen either
+    return [(*read_event(py.event), py.infoPython().weight(), (np.nan, np.nan))]
+
+
+class _Kept:
+    """The events of one chunk that pass the baseline selection, up to ``n_select``. Simulated events wait
+    in ``pending`` until ``flush`` puts them through the jet quantities and the selection together;
+    ``n_generated``: the generated events up to and including the last one kept."""
+
+    def __init__(self, n_select: int, image_size: int, fields: tuple, levers: Levers, record_parton: bool,
+                 rng, progress):
+        self.n_select, self.image_size, self.fields = n_select, image_size, fields
+        self.levers, self.record_parton, self.rng, self.progress = levers, record_parton, rng, progress
+        self.kept = {"idx": [], "val": [], "gen_weight": [], **{k: [] for k in fields}}
+        self.pending = []  # (ordinal, weight, response, b, c, (early HT, parton HT))
+        self.n_generated = 0
+
+    def full(self) -> bool:
+        return len(self.kept["gen_weight"]) >= self.n_select
+
+    def flush(self) -> None:
+        """The pending events' jet quantities; those that pass the baseline kept, as long as there is room."""
+        pending, kept = self.pending, self.kept
+        q = jets.event_quantities([p[2].towers_p4() for p in pending], [p[3] for p in pending],
+                                  [p[4] for p in pending], self.rng, btag_weight=self.levers.btag_weight)
+        if self.record_parton:
+            q["early_ht"] = np.array([p[5][0] for p in pending])
+            q["parton_ht"] = np.array([p[5][1] for p in pending])
+        for i in np.flatnonzero(selection.baseline(q)):
+            if self.full():
+                break
+            ordinal, weight, resp = pending[i][:3]
+            idx, val = detector.image(resp, self.image_size)
+            kept["idx"].append(idx)
+            kept["val"].append(val)
+            kept["gen_weight"].append(weight * (q["p_btag"][i] if self.levers.btag_weight else 1.0))
+            for k in self.fields:
+                kept[k].append(q[k][i])
+            self.n_generated = ordinal + 1
+            if self.progress:
+                self.progress(1)
+        pending.clear()
+
+    def arrays(self) -> dict:
+        """The kept events: sparse images (``idx``, ``val``), ``gen_weight`` and the jet quantities."""
+        kept = self.kept
+        return {"idx": kept["idx"], "val": kept["val"],
+                "gen_weight": np.array(kept["gen_weight"], dtype=np.float64),
+                **{k: np.array(kept[k], dtype=np.int32 if k in ("njet", "nb") else np.float64)
+                   for k in self.fields}}
