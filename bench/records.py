@@ -346,4 +346,8 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m bench.records",
+                            description="Print the record schema as the field table of docs/records.md.").parse_args()
     print(markdown_table())

@@ -274,4 +274,9 @@ def markdown_table(prof: Profiles) -> str:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m bench.projection.profiles",
+                            description="Print the projection's profile table (docs/projection.md) from "
+                                        "bench/projection/profiles.json.").parse_args()
     print(markdown_table(load()))
