@@ -4,6 +4,6 @@ Entry points (each only parses its command line and calls into a package): ``ben
 strong-scaling benchmark and its sweep loop; the work is in ``bench.runner``), ``bench.evaluate`` (saved
 models against the cut-based selection), ``bench.projection`` (the performance model). Shared, torch-free:
 ``bench.records`` (the record schema, its one writer and one reader), ``bench.physics`` (the CNN against the
-cuts: ROC, working point, significance, bootstrap), ``bench.errors`` (the one way an entry point ends with
+cuts: ROC, working point, significance, bootstrap), ``data.errors`` (the one way an entry point ends with
 ``error: ...``).
 """

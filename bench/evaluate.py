@@ -22,7 +22,7 @@ import torch
 
 import models
 from bench import physics
-from bench.errors import fail, fail_agreed, fail_rank
+from data.errors import fail, fail_agreed, fail_rank
 from bench.outputs import OutputPathError, make_output_dir
 from bench.runner.checkpoint import load_model
 from bench.runner.comm import WorldOfOne, abort_on_uncaught, init_world

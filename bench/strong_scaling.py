@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 import models
-from bench.errors import fail, fail_agreed, fail_rank
+from data.errors import fail, fail_agreed, fail_rank
 from bench.outputs import OutputPathError, check_output_file
 from bench.records import append_record, recorded_world_sizes
 from bench.runner import backends, checkpoint

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import models
-from bench.errors import fail
+from data.errors import fail
 from bench.outputs import OutputPathError, check_output_dir
 from bench.runner.config import UsageError, parse_config
 from bench.runner.config import build_parser as bench_parser

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.errors import fail
+from data.errors import fail
 from bench.outputs import OutputPathError, check_output_dir, make_output_dir
 from reports import analysis
 from reports.frame import read_frame

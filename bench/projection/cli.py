@@ -22,7 +22,7 @@ import uuid
 from dataclasses import replace
 
 import models
-from bench.errors import fail
+from data.errors import fail
 from bench.outputs import OutputPathError, check_output_dir, check_output_file
 from bench.projection import published
 from bench.projection.calibrate import (

@@ -25,7 +25,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from bench.errors import fail
+from data.errors import fail
 from data import selection
 from data.base import ETA_MAX
 from data.generation import jets
