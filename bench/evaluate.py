@@ -1,13 +1,13 @@
-"""The trained CNN against the cut-based selection, on the test split, with physical weights.
+"""The trained CNN against the cut-based selection, on the test split, with physical weights: the numbers.
 
     python -m bench.evaluate --model-weights results/model.pt [more.pt ...] [--data FILE.h5] [--out DIR]
     mpirun -np N python -m bench.evaluate ...          (the scoring is shared over the ranks)
 
 A model file is what ``bench.strong_scaling --save-model`` writes: the weights and the run's configuration,
-so the model and the test split (the same seed and caps as in training) are rebuilt exactly. Writes into
-``--out``: ``roc.png`` / ``roc.svg`` (one curve per model file, the cut-based point marked), ``physics.md`` and
-``physics.csv`` (one row per model, the study's row last), ``physics.json`` (everything, ROC and cut flow
-included), and prints the table. The method is in docs/evaluate.md.
+so the model and the test split (the same seed and caps as in training) are rebuilt exactly. Writes
+``physics.json`` into ``--out`` (one entry per model file: the comparison, its ROC and the cut flow) and prints
+one line per model. ``python -m reports.physics`` takes the same flags, runs this evaluation and draws from its
+entries the ROC figure and the tables; this module draws nothing. The method is in docs/evaluate.md.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,20 @@ from data.base import DataError
 FEW_EVENTS = 10
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.split("\n\n")[0],
+@dataclass
+class Evaluation:
+    """What one evaluation hands on: ``code`` the exit status (0: ``entries`` are complete on the root rank),
+    ``entries`` one dict per model file (the fields of ``physics.Comparison.asdict`` plus label, model_file,
+    run_id, data, image_size, split and cut_flow), ``out`` the checked --out directory, ``is_root`` whether
+    this rank writes."""
+    code: int
+    entries: list[dict]
+    out: Path
+    is_root: bool
+
+
+def build_parser(prog: str = "python -m bench.evaluate", description: str = "") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model-weights", nargs="+", required=True, metavar="FILE",
                    help="model files written by bench.strong_scaling --save-model (one ROC curve each)")
@@ -88,13 +101,16 @@ def load(path: str, data: str):
     return net, cfg, d, state
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    a = parser.parse_args(argv)
+def run_evaluation(argv: list[str] | None, prog: str = "python -m bench.evaluate",
+                   description: str = "") -> Evaluation:
+    """Parse ``argv``, load every model file on every rank, score its events (shared over the ranks) and
+    compare with the cuts. Bad input gives ``code`` 2 on every rank with the message printed (argparse's
+    own errors exit 2 through SystemExit); nothing is written here."""
+    a = build_parser(prog, description).parse_args(argv)
     try:
         world = init_world()
     except WorldOfOne as exc:  # each task alone in its world: every one of them says so
-        return fail(str(exc))
+        return Evaluation(fail(str(exc)), [], Path(a.out), False)
     abort_on_uncaught(world)
     loaded, error = [], None
     try:  # every model file and its events on every rank, before the first collective
@@ -105,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         error = str(exc)
     failed = world.failures(error)
     if failed:
-        return fail_agreed(world, failed)
+        return Evaluation(fail_agreed(world, failed), [], Path(a.out), world.is_root)
     entries = []
     for k, (path, (net, cfg, d, state)) in enumerate(zip(a.model_weights, loaded)):
         indices = np.arange(len(d.source)) if a.all_events else d.split.test
@@ -116,29 +132,36 @@ def main(argv: list[str] | None = None) -> int:
             idx, scores = scored
             cmp, flow = physics.on_source(d.source, idx, scores, a.luminosity, a.bootstrap, seed=k)
         except (DataError, ValueError) as exc:  # may be this rank's alone (rank 0 compares): end every rank
-            return fail_rank(world, f"--model-weights {path}: {exc}")
+            return Evaluation(fail_rank(world, f"--model-weights {path}: {exc}"), [], Path(a.out), world.is_root)
         label = a.labels[k] if a.labels else f"{state.get('world_size', '?')} rank(s)"
         entries.append({"label": label, "model_file": os.path.abspath(path), "run_id": state.get("run_id"),
                         "data": d.source.describe(), "image_size": cfg.image_size,
                         "split": "all events" if a.all_events else f"test split (seed {cfg.seed})",
                         **cmp.asdict(), "cut_flow": flow})
-    if world.is_root:
-        report(entries, Path(a.out))
-    return 0
+    return Evaluation(0, entries, Path(a.out), world.is_root)
 
 
-def report(entries: list[dict], out: Path) -> None:
-    from reports import cnn_vs_cuts as figs
+def main(argv: list[str] | None = None) -> int:
+    ev = run_evaluation(argv)
+    if ev.code == 0 and ev.is_root:
+        write_entries(ev.entries, ev.out)
+        summarize(ev.entries)
+        print(f"written: {ev.out / 'physics.json'} (python -m reports.physics, same flags, also draws the ROC "
+              "and the tables)")
+    return ev.code
 
-    sizes = {e["image_size"] for e in entries}
-    figs.roc_figure(entries, out)
-    figs.write_tables(entries, out, image_size=sizes.pop() if len(sizes) == 1 else None)
-    with open(out / "physics.json", "w") as f:
+
+def write_entries(entries: list[dict], out: Path) -> Path:
+    """Write the entries to ``out/physics.json`` (indented JSON); returns the path."""
+    path = out / "physics.json"
+    with open(path, "w") as f:
         json.dump(entries, f, indent=1)
-    print((out / "physics.md").read_text())
-    first = entries[0]
-    print(f"cut flow on the {first['split']} of {first['data'].get('path', first['data'].get('kind'))}:")
-    print(figs.cut_flow_table(first["cut_flow"]))
+    return path
+
+
+def summarize(entries: list[dict]) -> None:
+    """One line per entry on stdout (background counts, efficiency ratio); a warning on stderr for an entry
+    whose comparison point holds fewer than FEW_EVENTS unweighted background events."""
     for e in entries:
         n = e["cnn_background_events"]
         print(f"{e['label']}: {n} unweighted background events (b = {e['cnn_b']:.4g} at {e['luminosity_fb']:g} "
@@ -148,7 +171,6 @@ def report(entries: list[dict], out: Path) -> None:
             print(f"  warning: fewer than {FEW_EVENTS} background events at the comparison point: the ratio "
                   "rests on a handful of events (see the bootstrap uncertainty); evaluate on more background",
                   file=sys.stderr)
-    print(f"written: {out / 'roc.png'}, {out / 'physics.md'}, {out / 'physics.csv'}, {out / 'physics.json'}")
 
 
 def _pm(v, err) -> str:

@@ -13,7 +13,10 @@ class OutputPathError(ValueError):
 
 def check_output_file(path: str, flag: str) -> None:
     """``path`` can be created or appended to: its directory exists and is writable, and it is not a
-    directory or a read-only file. Creates nothing. Raises OutputPathError naming ``flag``."""
+    directory (an existing one, or a path ending in ``/``) or a read-only file. Creates nothing. Raises
+    OutputPathError naming ``flag``."""
+    if str(path).endswith(("/", os.sep)) or os.path.isdir(path):
+        raise OutputPathError(f"{flag} {path}: names a directory; give a file name")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         what = "is not a directory" if os.path.exists(directory) else "does not exist"

@@ -14,7 +14,7 @@ source scripts/mpi_session.sh
 
 mpirun "${mpi_flags[@]}" -np 2 "$py" -m bench.strong_scaling --preset quick --sweep --out "$out/records.jsonl"
 "$py" -m reports.build "$out/records.jsonl" --out "$out/report"
-"$py" -m bench.evaluate --model-weights reports/reference/quality/model.pt --data data/reference/events64.h5 \
+"$py" -m reports.physics --model-weights reports/reference/quality/model.pt --data data/reference/events64.h5 \
     --labels "circpad 64x64 (reference run)" --out "$out/physics"
 echo
 echo "records: $(realpath "$out/records.jsonl")"

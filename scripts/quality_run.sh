@@ -35,5 +35,5 @@ if [ "${RANKS:-1}" -gt 1 ]; then
 else
     "$py" "${train[@]}"
 fi
-"$py" -m bench.evaluate --model-weights "$out/model.pt" --labels "circpad 64x64, ${RANKS:-1} rank(s)" \
+"$py" -m reports.physics --model-weights "$out/model.pt" --labels "circpad 64x64, ${RANKS:-1} rank(s)" \
     --out "$out/evaluation"

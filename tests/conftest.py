@@ -5,8 +5,8 @@
 * ``mpi``: runs jobs under ``mpirun -np 2`` (marked by hand, ``pytestmark = pytest.mark.mpi`` or
   ``@pytest.mark.mpi``).
 * ``slow``: starts processes (the entry points ``python -m bench.strong_scaling``, ``bench.evaluate``,
-  ``reports.build``, ``data.generation.*``, launcher scripts, multiprocessing workers) or takes seconds by
-  itself (marked by hand).
+  ``reports.build``, ``reports.physics``, ``data.generation.*``, launcher scripts, multiprocessing workers) or
+  takes seconds by itself (marked by hand).
 * ``unit``: everything else, marked here automatically. The tier promises to start no process, and the
   promise is kept: in a unit test (its fixtures included, whatever their scope) starting one through
   ``subprocess``, ``multiprocessing``, ``os.fork``, ``os.system`` or ``os.posix_spawn`` raises

@@ -66,7 +66,7 @@ def test_argparse_errors_also_exit_2(records, capsys):
     assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("out,why", [("/nonexistent-dir/r.jsonl", "does not exist"), ("/", "not a writable file")])
+@pytest.mark.parametrize("out,why", [("/nonexistent-dir/r.jsonl", "does not exist"), ("/", "names a directory")])
 def test_unwritable_records_path(out, why, capsys):
     assert main(["--out", out]) == 2
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Spec: ``python -m bench.evaluate`` rebuilds a model saved by ``bench.strong_scaling --save-model`` and its
-test split, and writes the ROC figure, the markdown / CSV / JSON tables and a printed table; several model
+test split and writes the comparison with the cuts as ``physics.json``; ``python -m reports.physics`` (the same
+flags) draws from it the ROC figure, the markdown / CSV tables and a printed table; several model
 files give one curve each; under ``mpirun -np 2`` the scores are shared and the figures are the same; bad
 input (a missing or foreign model file, mismatched labels, a file that grew since training, an unwritable
 --out) exits 2 naming the file or flag."""
@@ -37,7 +38,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow  # runs python -m bench.strong_scaling / bench.evaluate
 def test_evaluate_writes_figure_and_tables_matching_the_record(trained, tmp_path):
-    proc = cli("bench.evaluate", "--model-weights", trained / "m.pt", trained / "m.pt", "--labels", "first",
+    proc = cli("reports.physics", "--model-weights", trained / "m.pt", trained / "m.pt", "--labels", "first",
                "second", "--bootstrap", "30", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("roc.png", "roc.svg", "physics.md", "physics.csv", "physics.json"):
@@ -92,6 +93,18 @@ def test_bad_input_exits_2_naming_the_problem(trained, tmp_path):
     for args, message in cases:
         proc = cli("bench.evaluate", *args)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-2000:])
+    for args, message in cases[::3]:  # the drawing entry point checks through the same code
+        proc = cli("reports.physics", *args)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr[-2000:])
+
+
+@pytest.mark.slow  # runs python -m bench.evaluate
+def test_bench_evaluate_writes_the_entries_and_draws_nothing(trained, tmp_path):
+    proc = cli("bench.evaluate", "--model-weights", trained / "m.pt", "--bootstrap", "0", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["physics.json"]
+    (entry,) = json.loads((tmp_path / "physics.json").read_text())
+    assert entry["test_events"] == 512 and "unweighted background events" in proc.stdout
 
 
 @pytest.mark.slow  # runs python -m bench.strong_scaling / bench.evaluate

@@ -44,3 +44,22 @@ def test_projection_outputs(flag, a_file, capsys):
 def test_launcher_out_dir(a_file, capsys):
     assert launchers.main(["slurm", "--nodes", "2", "--out-dir", str(a_file / "jobs"), "--", "--preset", "quick"]) == 2
     assert "--out-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--out", "--save-model", "--mllog"])
+def test_a_file_flag_naming_a_directory_is_refused(flag, tmp_path, capsys):
+    """A file flag ending in '/' (or naming an existing directory) is refused; it never becomes a file such as
+    ``DIR/-1ranks`` (the stray files once committed at the root came from a path like that)."""
+    args = ["--out", str(tmp_path / "r.jsonl"), flag, f"{tmp_path}/new/"] if flag != "--out" else \
+        ["--out", f"{tmp_path}/"]
+    assert strong_scaling.main([*args, "--sweep"]) == 2
+    assert "names a directory" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*ranks*"))
+
+
+def test_run_path_keeps_empty_and_refuses_a_directory():
+    from bench.runner.checkpoint import run_path
+    assert run_path("", 2, sweep=True) == ""
+    assert run_path("m.pt", 2, sweep=True) == "m-2ranks.pt"
+    with pytest.raises(ValueError, match="names a directory"):
+        run_path("results/", 2, sweep=True)

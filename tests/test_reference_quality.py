@@ -3,7 +3,7 @@
 ``data/reference/events64.h5`` (15,000 RPV signal + 15,000 QCD events at 64x64 from the fast path) is remade
 chunk for chunk from its seed by ``data.generation.generate`` (checked on the first signal chunk and the first
 chunk of the hardest QCD slice); the committed model ``reports/reference/quality/model.pt`` scored on its test
-split by ``bench.evaluate`` gives the committed ``physics.json`` (AUC, working point, cut point, the unweighted
+split by ``reports.physics`` gives the committed ``physics.json`` (AUC, working point, cut point, the unweighted
 background count behind it), so the table in ``reports/reference/quality/README.md`` can be re-derived by anyone.
 """
 from __future__ import annotations
@@ -55,9 +55,9 @@ def test_a_stored_chunk_is_remade_identically_from_its_seed(which):
     np.testing.assert_array_equal(np.concatenate(out["val"]).astype(np.float32), stored.value)
 
 
-@pytest.mark.slow  # runs python -m bench.evaluate on 6,000 test events at 64x64 (about a minute on two cores)
+@pytest.mark.slow  # runs python -m reports.physics on 6,000 test events at 64x64 (about a minute on two cores)
 def test_the_committed_model_gives_the_committed_table(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bench.evaluate", "--model-weights", str(QUALITY / "model.pt"),
+    proc = subprocess.run([sys.executable, "-m", "reports.physics", "--model-weights", str(QUALITY / "model.pt"),
                            "--data", str(STORE), "--bootstrap", "0", "--out", str(tmp_path)],
                           check=False, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

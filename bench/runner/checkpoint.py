@@ -92,9 +92,13 @@ def model_path(cfg: Config, world_size: int, sweep: bool) -> str:
 def run_path(path: str, world_size: int, sweep: bool) -> str:
     """A per-run output path (``--save-model``, ``--mllog``) for a run of ``world_size`` ranks: ``{ranks}`` in
     the path is replaced; in a sweep without it, ``-<N>ranks`` goes before the suffix so the sweep's points do
-    not overwrite each other. An empty path (no such output) stays empty."""
+    not overwrite each other. An empty path (no such output) stays empty: it never becomes ``-<N>ranks``.
+    A path that names a directory (ending in ``/``) raises ValueError; the flag checks of
+    ``bench.outputs.check_output_file`` refuse it before any work."""
     if not path:
         return path
+    if path.endswith(("/", os.sep)):
+        raise ValueError(f"{path}: names a directory, not a file")
     if "{ranks}" in path:
         return path.replace("{ranks}", str(world_size))
     if not sweep:
