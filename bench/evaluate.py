@@ -32,6 +32,7 @@ from bench.runner.data_setup import open_data
 from bench.runner.environment import default_threads
 from bench.runner.train import score_events
 from data.base import DataError
+from data.files import WriteError, clean, write_text
 
 # Fewer unweighted background events than this at the comparison point make the ratio a rough estimate.
 FEW_EVENTS = 10
@@ -144,7 +145,10 @@ def run_evaluation(argv: list[str] | None, prog: str = "python -m bench.evaluate
 def main(argv: list[str] | None = None) -> int:
     ev = run_evaluation(argv)
     if ev.code == 0 and ev.is_root:
-        write_entries(ev.entries, ev.out)
+        try:
+            write_entries(ev.entries, ev.out)
+        except WriteError as exc:  # rank 0 alone writes, after the last collective: the others have ended
+            return fail(str(exc))
         summarize(ev.entries)
         print(f"written: {ev.out / 'physics.json'} (python -m reports.physics, same flags, also draws the ROC "
               "and the tables)")
@@ -152,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_entries(entries: list[dict], out: Path) -> Path:
-    """Write the entries to ``out/physics.json`` (indented JSON); returns the path."""
+    """Write the entries to ``out/physics.json`` (indented JSON), whole or not at all; returns the path.
+    Raises data.files.WriteError."""
     path = out / "physics.json"
-    with open(path, "w") as f:
-        json.dump(entries, f, indent=1)
+    write_text(path, json.dumps(clean(entries), indent=1))
     return path
 
 

@@ -8,11 +8,13 @@ schema (the runner and the projection both do), ``append_record`` writes it whol
 and the rest of the file is still read.
 
 Writing: one ``write()`` on a descriptor opened with O_APPEND, under an exclusive ``flock`` (two jobs
-appending to the same file never interleave), then ``fsync``.
+appending to the same file never interleave), then ``fsync``; a write that fails (a full disk) is cut back,
+so the file keeps its earlier bytes, and the runner keeps the record aside (``keep_aside``) for ``python -m
+bench.records add``. Reading: a run is one ``run_id``; ``one_per_run`` keeps one copy of a run given twice
+(a records file copied and appended to) and refuses copies that disagree.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -21,6 +23,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from data.files import WriteError, append_whole, check_input_file, clean, write_bytes
 
 SCHEMA_VERSION = 1
 SCHEMA_VERSIONS = (1,)  # versions this reader understands
@@ -259,7 +263,7 @@ def new_record(**fields) -> dict:
         raise ValueError(f"record fields not in the schema (bench/records.py): {', '.join(unknown)}")
     given = dict(fields.pop("undefined", None) or {})
     undefined: dict = {}
-    fields = _finite(fields, "", undefined)
+    fields = clean(_finite(fields, "", undefined))  # no control characters from the environment
     if given or undefined:
         fields["undefined"] = {**undefined, **given}
     rec = {"schema_version": SCHEMA_VERSION, "run_id": uuid.uuid4().hex,
@@ -275,32 +279,51 @@ def append_record(path: str, record: dict) -> None:
 
     A file whose last line was cut short (a writer killed mid-line, a partial copy) gets the record on a
     fresh line, so the fragment stays one broken line that readers report and the record stays readable.
-    Raises ValueError for a value JSON cannot hold (NaN, infinity) before anything is written.
+    Raises ValueError for a value JSON cannot hold (NaN, infinity) before anything is written, and
+    data.files.WriteError naming ``path`` when the write fails (a full disk, a quota): the file is then cut
+    back to its earlier bytes (``keep_aside`` keeps the record for ``python -m bench.records add``).
     """
-    line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        end = os.lseek(fd, 0, os.SEEK_END)
-        if end and os.pread(fd, 1, end - 1) != b"\n":
-            line = b"\n" + line
-        view = memoryview(line)
-        while view:  # a regular file takes it in one write; loop only for safety
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)  # also releases the lock
+    append_whole(path, record_line(record))
 
 
-def read_records(paths) -> tuple[list[dict], list[Problem]]:
+def record_line(record: dict) -> bytes:
+    """``record`` as the one JSON line the records file holds (sorted keys, no NaN), newline included."""
+    return (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def fallback_directories(out: str) -> list[str]:
+    """Where ``keep_aside`` tries to keep a record that ``out`` could not take, in order: beside ``out``,
+    the working directory, ``$HOME``, the temporary directory (``$TMPDIR``, else /tmp)."""
+    import tempfile
+
+    places = [os.path.dirname(os.path.abspath(out)), os.getcwd(), os.path.expanduser("~"), tempfile.gettempdir()]
+    return list(dict.fromkeys(places))
+
+
+def keep_aside(out: str, record: dict) -> str | None:
+    """Write ``record`` whole to ``unrecorded-<run_id>.jsonl`` in the first of ``fallback_directories(out)``
+    that takes it; returns its path, or None when none could (the caller prints the record on stderr too).
+    ``python -m bench.records add FILE --to OUT`` appends it to the records later."""
+    name = f"unrecorded-{record['run_id']}.jsonl"
+    for directory in fallback_directories(out):
+        path = os.path.join(directory, name)
+        try:
+            write_bytes(path, record_line(record))
+        except WriteError:
+            continue
+        return path
+    return None
+
+
+def read_records(paths, flag: str = "") -> tuple[list[dict], list[Problem]]:
     """Every usable record of ``paths`` (a path or a list of them), in order, and a ``Problem`` for each
     line left out: not JSON (a truncated last line named as such), not an object, or failing ``validate``.
-    Each record returned carries ``_source`` ("path:line"). Raises FileNotFoundError naming the first path
-    that does not exist, before reading any."""
+    Each record returned carries ``_source`` ("path:line"). Raises data.files.InputError naming ``flag``
+    and the first path that is missing, not a regular file or unreadable, before reading any. A run given
+    more than once stays in every copy here: ``one_per_run`` keeps one."""
     paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"record file not found: {path}")
+        check_input_file(path, flag, empty_ok=True)
     records: list[dict] = []
     problems: list[Problem] = []
     for path in paths:
@@ -326,6 +349,34 @@ def read_records(paths) -> tuple[list[dict], list[Problem]]:
     return records, problems
 
 
+class DuplicateRunError(ValueError):
+    """Two records with one ``run_id`` that differ: the message names both (file:line). Exit status 2."""
+
+
+def one_per_run(records: list[dict]) -> tuple[list[dict], list[Problem]]:
+    """``records`` with each run once: a record whose ``run_id`` came before is left out when it is the
+    same run (equal in every field but ``_source``), with a ``Problem`` at the copy naming the first.
+    Raises DuplicateRunError naming both copies when two records share a ``run_id`` and differ."""
+    first: dict[str, dict] = {}
+    kept, copies = [], []
+    for rec in records:
+        seen = first.get(rec["run_id"])
+        if seen is None:
+            first[rec["run_id"]] = rec
+            kept.append(rec)
+            continue
+        a = {k: v for k, v in seen.items() if k != "_source"}
+        b = {k: v for k, v in rec.items() if k != "_source"}
+        where, there = rec.get("_source", "?:0"), seen.get("_source", "?")
+        if a != b:
+            differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            raise DuplicateRunError(f"{where}: run {rec['run_id']} is also {there} with other values "
+                                    f"({', '.join(differ)}); keep one of them")
+        path, _, line = where.rpartition(":")
+        copies.append(Problem(path, int(line or 0), f"run {rec['run_id']} is a copy of {there}; counted once"))
+    return kept, copies
+
+
 def recorded_world_sizes(path: str, sweep_id: str) -> set[int]:
     """World sizes of the sweep ``sweep_id`` already recorded in ``path`` (none if it does not exist);
     lines left out are reported on stderr."""
@@ -345,9 +396,57 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def add(sources: list[str], out: str) -> tuple[int, int]:
+    """Append to ``out`` the records of ``sources`` (files ``keep_aside`` wrote, or any records files) that
+    it does not hold yet (by ``run_id``); returns (added, already there). Raises InputError for a source
+    that is not a readable file, ValueError when a source has a line that is not a record (nothing is
+    appended then), DuplicateRunError for a run whose copies differ, WriteError when ``out`` cannot take
+    them (``out`` then keeps its earlier bytes)."""
+    records, problems = read_records(sources)
+    if problems:
+        raise ValueError("; ".join(str(p).removesuffix("; skipped") for p in problems) + "; nothing appended")
+    there = read_records(out, "--to")[0] if os.path.exists(out) else []
+    incoming, _ = one_per_run(records)
+    one_per_run(there + incoming)  # a run already in ``out`` with other values: DuplicateRunError
+    known = {r["run_id"] for r in there}
+    new = [r for r in incoming if r["run_id"] not in known]
+    if new:
+        append_whole(out, b"".join(record_line({k: v for k, v in r.items() if k != "_source"}) for r in new))
+    return len(new), len(incoming) - len(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.records``: the field table; ``python -m bench.records add FILE... --to RECORDS``:
+    records kept aside after a failed write, appended once each. Exit status 2 on bad input or a failed
+    write."""
     import argparse
 
-    argparse.ArgumentParser(prog="python -m bench.records",
-                            description="Print the record schema as the field table of docs/records.md.").parse_args()
-    print(markdown_table())
+    from data.errors import fail
+    from data.files import InputError
+
+    parser = argparse.ArgumentParser(prog="python -m bench.records",
+                                     description="Print the record schema as the field table of docs/records.md, "
+                                                 "or add records kept aside after a failed write.")
+    sub = parser.add_subparsers(dest="command")
+    a = sub.add_parser("add", help="append the records of FILE... to --to, each run once (by run_id)")
+    a.add_argument("sources", nargs="+", metavar="FILE", help="records files (unrecorded-<run_id>.jsonl)")
+    a.add_argument("--to", required=True, metavar="RECORDS", help="the records file to append to")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        print(markdown_table())
+        return 0
+    from bench.outputs import OutputPathError, check_output_file
+
+    try:
+        check_output_file(args.to, "--to")
+        added, present = add(args.sources, args.to)
+    except WriteError as exc:
+        return fail(str(exc.named("--to")))
+    except (InputError, OutputPathError, ValueError) as exc:
+        return fail(str(exc))
+    print(f"{added} record(s) appended to {args.to}" + (f"; {present} already there" if present else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

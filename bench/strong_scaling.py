@@ -6,7 +6,8 @@ each on its own sub-communicator. Without a launcher it runs as one process. The
 ``bench.runner``; this module is the command line and the sweep loop.
 
 Exit status: 0 done; 2 bad input, before any work (also a launcher that started several tasks each of which
-sees an MPI world of one); 1 a failure on some rank (the job is aborted, nothing recorded for that run); 75
+sees an MPI world of one), or an output that could not be written (a full disk: a record that --out cannot
+take is kept in a fallback file the message names, for ``python -m bench.records add``); 1 a failure on some rank (the job is aborted, nothing recorded for that run); 75
 (``bench.runner.stop.STOPPED``) stopped at an epoch boundary by the scheduler's warning signal, SIGUSR1,
 before its time limit: run the same command with ``--resume`` to continue.
 """
@@ -30,7 +31,7 @@ import torch
 import models
 from data.errors import fail, fail_agreed, fail_rank
 from bench.outputs import OutputPathError, check_output_file
-from bench.records import append_record, recorded_world_sizes
+from bench.records import append_record, keep_aside, record_line, recorded_world_sizes
 from bench.runner import backends, checkpoint
 from bench.runner.backends import BackendError
 from bench.runner.comm import World, WorldOfOne, abort_on_uncaught, init_world
@@ -41,6 +42,7 @@ from bench.runner.environment import default_threads
 from bench.runner.run import run
 from bench.runner.train import NonFiniteLoss
 from data.base import DataError
+from data.files import WriteError
 
 HELP = "--help"  # a rank that printed the help and would exit 0
 
@@ -113,12 +115,33 @@ def not_recorded(cfg: Config, world: World, sizes: list[int], sweep_id: str) -> 
     return [n for n in sizes if n not in done]
 
 
-def keep_record(cfg: Config, n: int, backend: str, record: dict) -> None:
+def record_not_kept(cfg: Config, record: dict, error: WriteError) -> str:
+    """The message of a record --out could not take (rank 0): the record is written whole to a fallback
+    file (``bench.records.keep_aside``) and printed on stderr, and the message says where and how to add it
+    to the records once there is room."""
+    kept = keep_aside(cfg.out, record)
+    sys.stderr.write("record: " + record_line(record).decode())
+    where = f"kept in {kept} and printed above" if kept else "printed above (no fallback file could be written)"
+    add = f"python -m bench.records add {kept or 'FILE'} --to {cfg.out}"
+    return f"{error.named('--out')}; the run's record is {where}: add it with `{add}` once there is room"
+
+
+def keep_record(cfg: Config, world: World, n: int, backend: str, record: dict) -> int | None:
     """On the ``n``-rank run's rank 0: ``record`` appended to --out and marked in the run's checkpoint, its
-    line printed, and a warning on stderr when the run was oversubscribed."""
-    append_record(cfg.out, record)
+    line printed, and a warning on stderr when the run was oversubscribed. When --out cannot take it (a full
+    disk), the record is kept aside (``record_not_kept``) and the job ends with status 2 (``fail_rank``:
+    every rank of ``world``); a checkpoint that cannot be marked ends it likewise, the record appended."""
+    try:
+        append_record(cfg.out, record)
+    except WriteError as exc:
+        return fail_rank(world, record_not_kept(cfg, record, exc))
     if cfg.checkpoint:
-        checkpoint.mark_recorded(checkpoint.path_for(cfg, n), record["run_id"])
+        try:
+            checkpoint.mark_recorded(checkpoint.path_for(cfg, n), record["run_id"])
+        except WriteError as exc:
+            return fail_rank(world, f"{exc}; the record is appended to {cfg.out}, but the checkpoint does not say "
+                                    "so: remove the checkpoint before running this job again with --resume, or "
+                                    "the run is recorded twice")
     rate = record["images_per_s"]
     print(f"{n} rank(s), backend {backend}: "
           f"{'%.1f images/s' % rate if rate else 'no measured epoch'}, "
@@ -128,6 +151,36 @@ def keep_record(cfg: Config, n: int, backend: str, record: dict) -> None:
         print(f"warning: the {n}-rank run {record['run_id']} was oversubscribed: "
               f"{cpu['oversubscribed_why']}; its times measure the competition for cores, not the "
               "scaling (set --threads, or fewer ranks per node)", file=sys.stderr, flush=True)
+    return None
+
+
+def run_point(job: Job, world: World, sub: World, n: int, sweep_id: str | None) -> tuple[int | None, object]:
+    """The ``n``-rank point of the job on ``sub`` (this rank is in it), its record kept on rank 0: (None, the
+    stop.Stopped that ended it early or None), or (an exit status, None) when the job must end here."""
+    cfg, backend = job.cfg, job.backend
+    stopped, record = None, None
+    try:
+        record = run(cfg, sub, backend, job.device, job.threads, job.data, sweep_id)
+    except checkpoint.AlreadyRecorded as exc:  # on every rank of sub alike
+        if sub.is_root:
+            print(f"resume: {exc}", flush=True)
+    except stop.Stopped as exc:  # on every rank of sub alike, after the epoch's checkpoint
+        stopped = exc
+    except (NonFiniteLoss, UsageError, DataError) as exc:  # not a valid result: nothing recorded
+        suffix = "" if world.size == 1 else "; no record written"
+        return fail_rank(world, f"{exc}{suffix}", 1 if isinstance(exc, NonFiniteLoss) else 2), None
+    except checkpoint.ModelNotSaved as exc:  # rank 0: the measurement stands, its model file does not
+        code = keep_record(cfg, world, n, backend, exc.record)
+        return code if code is not None else fail_rank(world, f"{exc.error}; the run's record is kept"), None
+    except WriteError as exc:  # rank 0: a checkpoint or the MLPerf log, during the run
+        return fail_rank(world, f"{exc}; the run stopped there, no record written"), None
+    if record is not None:
+        code = keep_record(cfg, world, n, backend, record)
+        if code is not None:
+            return code, None
+    if sub is not world:
+        sub.free()
+    return None, stopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,23 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for i, n in enumerate(sizes):
         sub = world if n == world.size else world.first(n)
-        stopped = None
-        if sub is not None:
-            try:
-                record = run(cfg, sub, backend, job.device, job.threads, job.data, sweep_id)
-            except checkpoint.AlreadyRecorded as exc:  # on every rank of sub alike
-                record = None
-                if sub.is_root:
-                    print(f"resume: {exc}", flush=True)
-            except stop.Stopped as exc:  # on every rank of sub alike, after the epoch's checkpoint
-                record, stopped = None, exc
-            except (NonFiniteLoss, UsageError, DataError) as exc:  # not a valid result: nothing recorded
-                suffix = "" if world.size == 1 else "; no record written"
-                return fail_rank(world, f"{exc}{suffix}", 1 if isinstance(exc, NonFiniteLoss) else 2)
-            if record is not None:
-                keep_record(cfg, n, backend, record)
-            if sub is not world:
-                sub.free()
+        code, stopped = (None, None) if sub is None else run_point(job, world, sub, n, sweep_id)
+        if code is not None:
+            return code
         world.idle_barrier()
         # A warning that reached a rank during this point's last epoch, or an idle rank, stops the sweep here.
         if stop.agreed(world) and (stopped is not None or i + 1 < len(sizes)):

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from data import store as st
+from data.files import InputError, check_input_file
 from data.base import NORMALISATIONS, Batch, DataError, SparseImages, normalise, sparse_images
 
 # Sorted indices closer than this are read in one contiguous range: reading a few unwanted events
@@ -32,8 +33,10 @@ def open_hdf5(path: str, image_size: int | None = None, normalisation: str = "ma
     if normalisation not in NORMALISATIONS:
         raise DataError(f"{path}: unknown normalisation {normalisation!r}; "
                         f"choose from {', '.join(NORMALISATIONS)}")
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no such file")
+    try:
+        check_input_file(path)
+    except InputError as exc:
+        raise DataError(str(exc)) from None
     try:
         f = h5py.File(path, "r")
     except OSError as e:

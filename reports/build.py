@@ -2,9 +2,11 @@
 
     python -m reports.build RECORDS.jsonl [RECORDS.jsonl ...] --out DIR
 
-Writes into DIR: figures (PNG + SVG), tables (CSV + markdown), report.md and index.html.
-Reads records only: never imports torch, mpi4py or horovod. Exit status 2 when a record file
-is missing or no record is usable; broken lines are reported on stderr and skipped.
+Writes into DIR: figures (PNG + SVG), tables (CSV + markdown), report.md and index.html, each file whole
+or not at all. A run given more than once (the same ``run_id``) counts once, with a warning; copies that
+differ are an error naming both. Reads records only: never imports torch, mpi4py or horovod. Exit status 2
+when a record file is missing or not a readable file, no record is usable, or a file of the report cannot
+be written; broken lines are reported on stderr and skipped.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 
 from data.errors import fail
 from bench.outputs import OutputPathError, check_output_dir, make_output_dir
+from bench.records import DuplicateRunError
+from data.files import InputError, WriteError
 from reports import analysis
 from reports.frame import read_frame
 
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
         check_output_dir(args.out, "--out")
         frame, problems = read_frame(args.records)
         make_output_dir(args.out, "--out")
-    except (OutputPathError, FileNotFoundError) as err:
+    except (OutputPathError, InputError, DuplicateRunError) as err:
         return fail(str(err))
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
@@ -49,7 +53,18 @@ def main(argv=None) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
-    # Draw and write. Plotting is imported here so that loading and analysis stay light.
+    try:
+        index = draw_and_write(args, frame, problems, rows, summary, ratios, warnings)
+    except WriteError as err:  # a full disk, a quota: each file written is whole, the one that failed as before
+        return fail(str(err))
+    print(f"{len(frame)} records, {len(rows)} points; report: {index}")
+    return 0
+
+
+def draw_and_write(args, frame, problems, rows, summary, ratios, warnings) -> Path:
+    """The figures, tables, report.md and index.html of the analysed runs into ``args.out``; returns the
+    path of index.html. Raises data.files.WriteError naming the first file that could not be written.
+    Plotting is imported here so that loading and analysis stay light."""
     from reports import cnn_vs_cuts, figures, render, tables
 
     targets = analysis.time_to_target_points(frame)
@@ -66,10 +81,7 @@ def main(argv=None) -> int:
         environment=tables.environment_table(analysis.environments(frame)), problems=problems, warnings=warnings,
         quick=bool((frame["preset"] == "quick").any()),
         physics=cnn_vs_cuts.report_table(entries) if entries else None, projection=projected_crossover())
-    index = render.write_reports(args.out, blocks)
-
-    print(f"{len(frame)} records, {len(rows)} points; report: {index}")
-    return 0
+    return render.write_reports(args.out, blocks)
 
 
 def projected_crossover() -> tuple[tuple, tuple] | None:

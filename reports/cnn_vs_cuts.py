@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from data.files import replaced, write_text  # noqa: E402
 from reports.analysis import plain  # noqa: E402
 from reports.tables import markdown_table, write_csv  # noqa: E402
 
@@ -84,7 +85,8 @@ def roc_figure(entries: list[dict], out: Path, name: str = "roc", title: str = "
         paths = []
         for ext in ("png", "svg"):
             path = out / f"{name}.{ext}"
-            fig.savefig(path, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
+            with replaced(path) as tmp:
+                fig.savefig(tmp, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
             paths.append(path)
         plt.close(fig)
     return paths
@@ -106,7 +108,7 @@ def write_tables(entries: list[dict], out: Path, name: str = "physics", image_si
         rows.append(ref)
     md = out / f"{name}.md"
     headers = [h for _, h in COLUMNS]
-    md.write_text(markdown_table(headers, [{h: _fmt(r.get(k)) for k, h in COLUMNS} for r in rows]) + "\n")
+    write_text(md, markdown_table(headers, [{h: _fmt(r.get(k)) for k, h in COLUMNS} for r in rows]) + "\n")
     path = out / f"{name}.csv"
     keys = [k for k, _ in COLUMNS]
     write_csv(path, keys, [{k: "" if r.get(k) is None else str(r.get(k)) for k in keys} for r in rows])

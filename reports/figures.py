@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
+from data.files import replaced  # noqa: E402
 from reports.analysis import CONFIG_FIELDS, config_label, records_of, series_of  # noqa: E402
 
 MARKERS = "osD^vP*Xhp<>"
@@ -96,10 +97,12 @@ def _finish(fig, ax, title, subtitle, out: Path, name: str):
 
 
 def _save(fig, out: Path, name: str):
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{name}.{ext}", dpi=150 if ext == "png" else None, metadata={"Date": None}
-                    if ext == "svg" else None)
-    plt.close(fig)
+    try:
+        for ext in ("png", "svg"):
+            with replaced(out / f"{name}.{ext}") as tmp:
+                fig.savefig(tmp, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
+    finally:
+        plt.close(fig)
 
 
 def _errorbar(ax, pts, y, lo, hi, **kw):

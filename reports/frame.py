@@ -22,7 +22,7 @@ import warnings
 
 import pandas as pd
 
-from bench.records import BY_NAME, FIELDS, Problem, read_records
+from bench.records import BY_NAME, FIELDS, Problem, one_per_run, read_records
 
 ORDER = {f.name: i for i, f in enumerate(FIELDS)}
 DTYPES = {"int": "Int64", "float": "float64", "str": "string", "bool": "boolean"}
@@ -36,8 +36,12 @@ def read_frame(paths) -> tuple[pd.DataFrame, list[Problem]]:
     """The frame of every usable run in ``paths`` (a path or a list of them) and a ``Problem`` (file, line,
     why) for each line left out, sorted by file and line: a line ``bench.records.read_records`` cannot use
     (not JSON, truncated, missing or mistyped fields) and a run without a measured epoch (empty
-    ``epoch_s``). Raises FileNotFoundError naming the first path that does not exist, before reading any."""
+    ``epoch_s``), and a copy of a run already read (the same ``run_id``: one run counts once). Raises
+    data.files.InputError naming the first path that is missing or not a readable file, before reading any,
+    and bench.records.DuplicateRunError naming both copies of a run that disagree."""
     records, problems = read_records(paths)
+    records, copies = one_per_run(records)
+    problems += copies
     kept = []
     for rec in records:
         if rec["epoch_s"]:
@@ -53,8 +57,8 @@ def read_frame(paths) -> tuple[pd.DataFrame, list[Problem]]:
 def load_frame(paths) -> pd.DataFrame:
     """The runs of the JSON-lines record files ``paths`` as a DataFrame, one row per run (the module's
     docstring gives the columns and their types). Every line left out (``read_frame``) is reported as a
-    ``RecordProblem`` warning naming its file and line, and listed in ``frame.attrs["problems"]``. Raises
-    FileNotFoundError naming a missing file."""
+    ``RecordProblem`` warning naming its file and line, and listed in ``frame.attrs["problems"]``; a run given
+    twice is one row, and its copy such a warning. Raises what ``read_frame`` raises."""
     frame, problems = read_frame(paths)
     for problem in problems:
         warnings.warn(str(problem), RecordProblem, stacklevel=2)

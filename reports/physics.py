@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from bench import evaluate
+from data.errors import fail
+from data.files import WriteError
 from reports import cnn_vs_cuts as figs
 
 PROG = "python -m reports.physics"
@@ -22,7 +24,7 @@ PROG = "python -m reports.physics"
 
 def render(entries: list[dict], out: Path) -> None:
     """Draw and write the figure and tables of ``entries`` (``bench.evaluate.Evaluation.entries``) into the
-    existing directory ``out``, and print them."""
+    existing directory ``out``, each file whole or not at all, and print them. Raises data.files.WriteError."""
     sizes = {e["image_size"] for e in entries}
     figs.roc_figure(entries, out)
     figs.write_tables(entries, out, image_size=sizes.pop() if len(sizes) == 1 else None)
@@ -38,7 +40,10 @@ def render(entries: list[dict], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ev = evaluate.run_evaluation(argv, prog=PROG, description=__doc__.split("\n\n")[0])
     if ev.code == 0 and ev.is_root and ev.entries:
-        render(ev.entries, ev.out)
+        try:
+            render(ev.entries, ev.out)
+        except WriteError as exc:  # rank 0 alone writes, after the last collective
+            return fail(str(exc))
     return ev.code
 
 

@@ -11,6 +11,7 @@ import html
 import re
 from pathlib import Path
 
+from data.files import clean_text, write_text
 from reports.tables import html_table, markdown_table
 
 CAPTIONS = {
@@ -202,8 +203,9 @@ def to_html(blocks) -> str:
 
 
 def write_reports(out: Path, blocks) -> Path:
-    """Write report.md and index.html into ``out``; returns the path of index.html."""
-    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    """Write report.md and index.html into ``out``, each whole or not at all, without control characters;
+    returns the path of index.html. Raises data.files.WriteError."""
+    write_text(out / "report.md", clean_text(to_markdown(blocks)))
     index = out / "index.html"
-    index.write_text(to_html(blocks), encoding="utf-8")
+    write_text(index, clean_text(to_html(blocks)))
     return index

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from data.files import clean_text, replaced, write_text
+
 from reports.analysis import CONFIG_FIELDS, config_label, config_of, cpu_notes, plain
 
 SCALING_COLUMNS = (
@@ -37,7 +39,7 @@ def _fmt(value, digits: int = 6) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
-    return str(value)
+    return clean_text(str(value))  # records older than the writer's cleaning may hold control characters
 
 
 def _human(value) -> str:
@@ -55,8 +57,10 @@ def _frame(columns, table) -> pd.DataFrame:
 
 
 def write_csv(path: Path, columns, table) -> None:
-    """``table``'s ``columns`` as CSV (``_fmt`` cells, CRLF line ends as the csv module writes them)."""
-    _frame(columns, table).map(_fmt).to_csv(path, index=False, lineterminator="\r\n")
+    """``table``'s ``columns`` as CSV (``_fmt`` cells, CRLF line ends as the csv module writes them), whole
+    or not at all. Raises data.files.WriteError."""
+    with replaced(path) as tmp:
+        _frame(columns, table).map(_fmt).to_csv(tmp, index=False, lineterminator="\r\n")
 
 
 def markdown_table(columns, table) -> str:
@@ -192,7 +196,7 @@ def write_tables(out: Path, rows: pd.DataFrame, summary: pd.DataFrame, ratios: p
     for name, (columns, table) in tables.items():
         write_csv(out / f"{name}.csv", columns, table)
         view = readable(name, table) if name not in ("gpu_ratio", "time_to_target") else (columns, table)
-        (out / f"{name}.md").write_text(markdown_table(*view) + "\n", encoding="utf-8")
+        write_text(out / f"{name}.md", markdown_table(*view) + "\n")
         views[name] = view
     return views
 

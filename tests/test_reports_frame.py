@@ -73,8 +73,8 @@ def test_nested_columns_take_the_type_their_values_share():
 def test_broken_lines_are_reported_by_file_and_line_and_left_out(tmp_path):
     path = tmp_path / "r.jsonl"
     good = {k: v for k, v in rec().items() if k != "_source"}
-    path.write_text("\n".join([json.dumps(good), "{oops", json.dumps(dict(good, world_size="two")),
-                               json.dumps(dict(good, epoch_s=[]))]) + "\n")
+    path.write_text("\n".join([json.dumps(good), "{oops", json.dumps(dict(good, world_size="two", run_id="r3")),
+                               json.dumps(dict(good, epoch_s=[], run_id="r4"))]) + "\n")
     with pytest.warns(RecordProblem) as caught:
         frame = reports.load_frame([path])
     assert len(frame) == 1 and frame["source"][0] == f"{path}:1"

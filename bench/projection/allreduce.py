@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
 from mpi4py import MPI
+
+from data.errors import fail
+from data.files import WriteError, clean_text, write_text
 
 
 def sizes_up_to(max_bytes: int) -> list[int]:
@@ -46,11 +50,14 @@ def main() -> None:
     args = ap.parse_args()
     comm = MPI.COMM_WORLD
     rows = [(s, time_allreduce(comm, s, args.repeats)) for s in sizes_up_to(args.max_bytes)]
-    if comm.rank == 0:
-        with open(args.out, "w") as fh:
-            json.dump({"ranks": [comm.size] * len(rows), "bytes": [s for s, _ in rows],
-                       "time_s": [t for _, t in rows], "repeats": args.repeats,
-                       "mpi_library": MPI.Get_library_version().split(",")[0].strip("\0 \n")}, fh)
+    if comm.rank == 0:  # after the last collective: the other ranks end by themselves
+        try:
+            write_text(args.out, json.dumps({"ranks": [comm.size] * len(rows), "bytes": [s for s, _ in rows],
+                                             "time_s": [t for _, t in rows], "repeats": args.repeats,
+                                             "mpi_library": clean_text(MPI.Get_library_version().split(",")[0])
+                                             .strip()}))
+        except WriteError as exc:
+            sys.exit(fail(str(exc)))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import mpijob
+from data.files import make_parent, write_text
 from bench.projection.model import AllreduceFit, ComputeFit, fit_alpha_beta, fit_compute
 
 SCHEMA = 1
@@ -92,7 +93,8 @@ def host_info() -> dict:
 
 
 def save(path: str, calibration: dict) -> None:
-    """Write ``calibration``, merged into what ``path`` holds (compute entries replaced by key)."""
+    """Write ``calibration``, merged into what ``path`` holds (compute entries replaced by key), whole or not
+    at all. Raises data.files.WriteError."""
     old = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
     key = lambda e: (e["model"], e["image_size"], e["threads"])  # noqa: E731
     compute = {key(e): e for e in old.get("compute", [])}
@@ -101,8 +103,8 @@ def save(path: str, calibration: dict) -> None:
               "host": calibration.get("host") or old.get("host"),
               "compute": sorted(compute.values(), key=key),
               "allreduce": calibration.get("allreduce") or old.get("allreduce")}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(merged, indent=1) + "\n")
+    make_parent(path)
+    write_text(path, json.dumps(merged, indent=1) + "\n")
 
 
 STATISTICS = {"median": statistics.median, "min": min}

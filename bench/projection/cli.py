@@ -45,7 +45,8 @@ from bench.projection.model import (
 from bench.projection.plot import plot_curves
 from bench.projection.profiles import ProfileError
 from bench.projection.profiles import load as load_profiles
-from bench.records import append_record, new_record, read_records
+from bench.records import DuplicateRunError, new_record, one_per_run, read_records, record_line
+from data.files import InputError, WriteError, append_whole, check_input_file, clean, write_text
 from bench.runner.config import sweep_sizes
 
 KNL_CORES = 68  # Xeon Phi 7250 (docs/physics-reference.md, 'Hardware')
@@ -334,10 +335,13 @@ def missing_model(args, cal: Calibration) -> str | None:
 
 def read_measured(paths: list[str]) -> list[dict]:
     """The records of the --records files (none without them); a line that cannot be used is a warning on
-    stderr. Raises FileNotFoundError."""
+    stderr, and so is a run given twice (counted once). Raises data.files.InputError and
+    bench.records.DuplicateRunError."""
     if not paths:
         return []
-    records, problems = read_records(paths)
+    records, problems = read_records(paths, "--records")
+    records, copies = one_per_run(records)
+    problems += copies
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     return records
@@ -391,10 +395,22 @@ def print_answer(args, prof, before: str = "") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status (2: bad input)."""
-    args = build_parser().parse_args(argv)
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status (2: bad input, or an
+    output that could not be written: each file is whole or as it was)."""
     try:
+        return project(build_parser().parse_args(argv))
+    except WriteError as exc:
+        return fail(str(exc))
+
+
+def project(args) -> int:
+    """``main`` on parsed flags. Raises data.files.WriteError."""
+    try:
+        if args.profiles:
+            check_input_file(args.profiles, "--profiles")
         prof = load_profiles(args.profiles or None)
+    except InputError as exc:
+        return fail(str(exc))
     except ProfileError as exc:
         return fail(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}")
     try:
@@ -406,8 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     except OutputPathError as exc:
         return fail(str(exc))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(published.as_json(prof), fh, indent=1)
+        write_text(args.json, json.dumps(clean(published.as_json(prof)), indent=1))
     if args.published and not args.calibrate:  # the answer needs no calibration; a full run prints it too
         print_answer(args, prof)
         return 0
@@ -424,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(missing)
     try:
         records = read_measured(args.records)
-    except FileNotFoundError as exc:
-        return fail(f"--records: {exc}")
+    except (InputError, DuplicateRunError) as exc:
+        return fail(str(exc))
     print_calibration(args, cal)
     # This machine at its largest calibrated thread count; KNL from its published achieved rate.
     threads = args.local_threads or (max(k[2] for k in cal.compute) if cal.compute else 1)
@@ -443,8 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_curves(curves, args.plot)
         print(f"\nfigure: {args.plot}")
     if args.emit_records:
-        for rec in emitted:
-            append_record(args.emit_records, rec)
+        append_whole(args.emit_records, b"".join(record_line(rec) for rec in emitted))
         print(f"{len(emitted)} projected records appended to {args.emit_records}")
     print_answer(args, prof, "\n")
     return 0

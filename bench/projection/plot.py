@@ -2,8 +2,8 @@
 size; dashed: fp16 gradients; dotted: the compact model at the same size (when calibrated)."""
 from __future__ import annotations
 
-from pathlib import Path
 
+from data.files import make_parent, replaced
 from bench.projection.model import project_curve, speedup_efficiency, with_compression
 
 
@@ -43,7 +43,10 @@ def plot_curves(curves, path: str) -> None:
     axes[0].legend(fontsize="x-small")
     fig.suptitle("Performance-model projection (bench.projection); KNL figures are estimates", fontsize="medium")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        make_parent(path)
+        with replaced(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
 

@@ -13,6 +13,7 @@ import os
 import torch
 
 from bench.runner.config import Config, UsageError, as_dict
+from data.files import InputError, WriteError, check_input_file, replaced
 
 # Fields that may change between a run and its resumption without changing what is computed.
 _FREE = {"epochs", "out", "resume", "checkpoint", "save_model", "sweep_id", "system", "prefetch", "target_auc",
@@ -34,7 +35,7 @@ def save(path: str, cfg: Config, world, model, optimizer, epochs: list, aucs: li
         return
     state = {"key": _key(cfg, world.size), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "epochs": [dataclasses.asdict(e) for e in epochs], "aucs": aucs, "losses": losses, "rng": rng}
-    _save_whole(state, path)
+    _save_whole(state, path, "--checkpoint")
 
 
 class AlreadyRecorded(Exception):
@@ -46,7 +47,7 @@ def mark_recorded(path: str, run_id: str) -> None:
     the same job again with --resume does not record the run twice. Rank 0 only."""
     state = torch.load(path, weights_only=False)
     state["recorded_run_id"] = run_id
-    _save_whole(state, path)
+    _save_whole(state, path, "--checkpoint")
 
 
 def check_not_recorded(path: str, cfg: Config, state: dict) -> None:
@@ -57,17 +58,24 @@ def check_not_recorded(path: str, cfg: Config, state: dict) -> None:
                               f"{state['recorded_run_id']}; nothing to do (raise --epochs to train on)")
 
 
-def _save_whole(state: dict, path: str) -> None:
-    """torch.save to a temporary file renamed over ``path``: the file is whole or absent."""
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def _save_whole(state: dict, path: str, flag: str) -> None:
+    """torch.save to a temporary file renamed over ``path``: the file is whole or as it was. Raises
+    data.files.WriteError naming ``flag`` and ``path`` (a full disk, a quota)."""
+    try:
+        with replaced(path) as tmp:
+            torch.save(state, tmp)
+    except WriteError as exc:
+        raise exc.named(flag) from None
 
 
 def load(path: str, cfg: Config, world) -> dict | None:
     """The checkpoint to continue from, or None if there is none. Every rank reads it."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
+    try:
+        check_input_file(path, "--checkpoint")
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     try:
         state = torch.load(path, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same user error
@@ -107,11 +115,21 @@ def run_path(path: str, world_size: int, sweep: bool) -> str:
     return f"{root}-{world_size}ranks{ext}"
 
 
+class ModelNotSaved(Exception):
+    """The --save-model file could not be written after the run was measured (rank 0): ``record`` is the
+    run's record, which stands and is kept; ``error`` the data.files.WriteError naming the file."""
+
+    def __init__(self, record: dict, error: WriteError):
+        super().__init__(str(error))
+        self.record, self.error = record, error
+
+
 def save_model(path: str, cfg: Config, model, world_size: int, run_id: str, data: dict) -> None:
-    """The final weights with what ``bench.evaluate`` needs to rebuild the model and its test split."""
+    """The final weights with what ``bench.evaluate`` needs to rebuild the model and its test split, whole
+    or not at all. Raises data.files.WriteError naming --save-model."""
     state = {"format": MODEL_FORMAT, "version": 1, "state_dict": model.state_dict(), "config": as_dict(cfg),
              "world_size": world_size, "run_id": run_id, "data": data}
-    _save_whole(state, path)
+    _save_whole(state, path, "--save-model")
 
 
 def load_model(path: str) -> dict:
@@ -119,8 +137,10 @@ def load_model(path: str) -> dict:
 
     Raises UsageError naming the file when it is missing or not such a file.
     """
-    if not os.path.isfile(path):
-        raise UsageError(f"--model-weights {path}: no such file")
+    try:
+        check_input_file(path, "--model-weights")
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error

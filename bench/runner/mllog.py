@@ -13,11 +13,30 @@ from __future__ import annotations
 
 import logging
 
+from data.files import WriteError, append_whole
+
 BENCHMARK = "multijet_cnn"  # not an MLPerf benchmark: the compliance checker's benchmark list lacks it
 
 
+class _WholeLines(logging.Handler):
+    """Each log line appended in one write, cut back when it fails (a full disk), so the log holds whole
+    lines only; the failure raises data.files.WriteError naming --mllog, where logging's FileHandler would
+    print a traceback and carry on without the line."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            append_whole(self.path, (self.format(record) + "\n").encode(), lock=False, sync=False)
+        except WriteError as exc:
+            raise exc.named("--mllog") from None
+
+
 class MLLog:
-    """The run's MLPerf log at ``path`` (empty: no log). Epoch numbers in the log count from 1."""
+    """The run's MLPerf log at ``path`` (empty: no log). Epoch numbers in the log count from 1. Every event
+    raises data.files.WriteError naming --mllog when its line cannot be written."""
 
     def __init__(self, path: str, is_root: bool):
         self.enabled = bool(path) and is_root
@@ -30,7 +49,7 @@ class MLLog:
         logger.setLevel(logging.INFO)
         logger.propagate = False  # the file only, not the terminal
         if not logger.handlers:
-            logger.addHandler(logging.FileHandler(path))
+            logger.addHandler(_WholeLines(path))
         mllog.config(logger=logger, default_stack_offset=2)
         self.log = mllog.get_mllogger()
 

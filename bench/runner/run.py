@@ -24,6 +24,7 @@ from bench.runner.reduce import rank_summary, reduce_cpu, reduce_ranks
 from bench.runner.sampler import epoch_plan
 from bench.runner.train import EpochTimes, score_events, train_epoch, validate
 from data.base import DataError
+from data.files import WriteError
 
 
 def make_optimizer(cfg: Config, model):
@@ -96,7 +97,9 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     Raises bench.runner.train.NonFiniteLoss, UsageError (a micro-batch that does not fit) or DataError (a
     bad pixel found while training); checkpoint.AlreadyRecorded on every rank when --resume finds the run
     finished and recorded; stop.Stopped on every rank when a rank received the scheduler's warning signal
-    (after the epoch it arrived in, and that epoch's checkpoint).
+    (after the epoch it arrived in, and that epoch's checkpoint). On rank 0 alone: data.files.WriteError when
+    a checkpoint or the MLPerf log cannot be written, checkpoint.ModelNotSaved (carrying the record) when
+    the --save-model file cannot.
     """
     state = set_up(cfg, world, backend, device, threads, data, sweep_id)
     resume(state)
@@ -108,8 +111,11 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
         return None
     record = build_record(state)
     if cfg.save_model:
-        checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
-                              cfg, state.net, world.size, record["run_id"], record["data"])
+        try:
+            checkpoint.save_model(checkpoint.model_path(cfg, world.size, sweep_id is not None and cfg.sweep),
+                                  cfg, state.net, world.size, record["run_id"], record["data"])
+        except WriteError as exc:
+            raise checkpoint.ModelNotSaved(record, exc) from None
     return record
 
 
