@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if all(m == HELP for _, m in failed) and len(failed) == world.size:
             return 0
         return fail_agreed(world, failed)
-    cfg, sizes, backend = job.cfg, job.sizes, job.backend
+    cfg, sizes = job.cfg, job.sizes
     sweep_id = world.bcast(cfg.sweep_id or (uuid.uuid4().hex if cfg.sweep else None))
     if cfg.resume and sweep_id:
         sizes = not_recorded(cfg, world, sizes, sweep_id)

@@ -13,14 +13,16 @@ train).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from bench.records import one_per_run, read_records
 from bench.runner import cpu_use
+from benchmarks import run_main
 
 TINY = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "--val-events", "128"]
 
@@ -56,12 +58,13 @@ def busy_cost_s(repeats: int) -> float:
 def shortest_epochs(paths) -> list[tuple[str, float]]:
     """(what, the shortest measured epoch in s) of each record in ``paths``."""
     out = []
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("epoch_s"):
-                what = f"{rec['world_size']} rank(s), {rec['image_size']}px, batch {rec['global_batch']}"
-                out.append((what, min(rec["epoch_s"])))
+    records, problems = read_records(paths, "--records")
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    for rec in one_per_run(records)[0]:
+        if rec.get("epoch_s"):
+            what = f"{rec['world_size']} rank(s), {rec['image_size']}px, batch {rec['global_batch']}"
+            out.append((what, min(rec["epoch_s"])))
     return out
 
 
@@ -92,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

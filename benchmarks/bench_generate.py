@@ -27,7 +27,9 @@ import time
 
 import numpy as np
 
+from benchmarks import run_main
 from data import validation
+from data.files import replaced
 from data.generation import pythia
 
 SLICE_EDGES = (400.0, 600.0, 800.0, 1100.0, -1.0)  # the slices with enough kept events to time
@@ -145,7 +147,8 @@ def cmd_compare(a) -> None:
             for q in ("n_generated", "parton_events", "kept", "cpu", "wall", "ess_fraction", "sel_xsec_pb",
                       "sel_xsec_err_pb"):
                 arrays[f"{name}/{path}/{q}"] = np.array(p[q])
-        np.savez(a.save, **arrays)
+        with replaced(a.save) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no ".npz"
+            np.savez(fh, **arrays)
         print(f"kept events saved to {a.save}")
 
 
@@ -240,7 +243,8 @@ def cmd_veto_loss(a) -> None:
           f"{validation.kish_ess(w):.0f}: with none lost, the 95 % upper limit on the lost fraction is about "
           f"3 / ESS = {3 / validation.kish_ess(w):.4f}")
     if a.save:
-        np.savez(a.save, **{f"{p['name']}/{k}": np.asarray(p[k]) for p in parts
+        with replaced(a.save) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **{f"{p['name']}/{k}": np.asarray(p[k]) for p in parts
                             for k in ("w", "parton_ht", "early_ht", "all")})
 
 
@@ -279,4 +283,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -41,7 +41,9 @@ from bench.runner.comm import init_world
 from bench.runner.device_data import DeviceCache
 from bench.runner.sampler import epoch_plan
 from bench.runner.train import train_epoch
+from benchmarks import run_main
 from data.base import training_weights
+from data.files import append_whole
 from data.synthetic import SyntheticSource
 
 # Dense (no sparsity) bf16 tensor-core peak, TFLOP/s, from NVIDIA's datasheets (half their with-sparsity figures;
@@ -301,15 +303,14 @@ def report(bench: Bench, events: Events, compiled: bool, flops: float, label: st
           + f"  {achieved / bench.mm_bf16:5.1%} of the bf16 matmul"
           + (f", data wait {wait:.1%} of the epoch" if wait is not None else ""))
     if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(json.dumps({
+        append_whole(args.out, (json.dumps({
                 "benchmark": "bench_gpu", "variant": label, "gpu": bench.name, "torch": torch.__version__,
                 "image_size": events.size, "batch": events.batch, "amp": args.amp,
                 "memory_format": args.memory_format, "compile": compiled, "images_per_s": rate,
                 "training_gflop_per_image": flops / 1e9, "achieved_tflops": achieved,
                 "peak_bf16_tflops": peak, "matmul_bf16_tflops": bench.mm_bf16,
                 "peak_fp32_tflops": bench.peak32, "matmul_fp32_tflops": bench.mm_fp32,
-                "data_wait_fraction": wait}) + "\n")
+                "data_wait_fraction": wait}) + "\n").encode())
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -15,8 +15,10 @@ import os
 import statistics
 import tempfile
 
-from bench import project
+from bench.projection import cli as project
 from bench.projection.calibrate import Calibration
+from benchmarks import run_main
+from data.files import check_output_file
 
 
 def main() -> None:
@@ -29,6 +31,8 @@ def main() -> None:
     ap.add_argument("--ar-repeats", type=int, default=7)
     ap.add_argument("--calibration", default="", help="keep the calibration here (default: a temporary file)")
     args = ap.parse_args()
+    if args.calibration:
+        check_output_file(args.calibration, "--calibration")
     path = args.calibration or os.path.join(tempfile.mkdtemp(), "calibration.json")
     argv = ["--calibration", path, "--compute", *args.compute, "--repeats", str(args.repeats),
             "--threads", str(args.threads), "--ar-max-bytes", str(args.ar_max_bytes),
@@ -58,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

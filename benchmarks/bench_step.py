@@ -30,6 +30,8 @@ import os
 import statistics
 import time
 
+from benchmarks import run_main
+
 # name -> harness flags (None: the plain loop; "matmul": the matmul rate)
 VARIANTS = {
     "default": [],
@@ -214,6 +216,10 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    if args.data != "synthetic":  # before the workers start, which would each fail on it
+        from data.files import check_input_file
+
+        check_input_file(args.data, "--data")
     import models
     flops, per_op = models.training_flops(models.get_model(args.model, image_size=args.image_size),
                                           args.image_size)
@@ -254,4 +260,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -16,7 +16,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from benchmarks import run_main
 from data import validation
+from data.files import InputError, check_input_file, check_output_file, replaced
 
 LABELS = {"ht": "HT [GeV]", "njet": "Njet", "nb": "Nb", "mj": "MJ [GeV]", "lead_jet_pt": "leading-jet pT [GeV]",
           "hcal_sum": "HCAL pixel sum [GeV]", "ecal_sum": "ECAL pixel sum [GeV]",
@@ -104,7 +106,8 @@ def figure(data: dict, path: str) -> None:
     axes[0, 0].legend()
     fig.suptitle("QCD background after the baseline, all slices, physical weights: fast against old path")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with replaced(path) as tmp:
+        fig.savefig(tmp, dpi=90)
 
 
 def main(argv=None) -> None:
@@ -112,7 +115,13 @@ def main(argv=None) -> None:
     p.add_argument("npz", help="file written by `python -m benchmarks.bench_generate compare --save`")
     p.add_argument("--figure", help="PNG for the overlay of the all-slice distributions")
     a = p.parse_args(argv)
-    data = load(a.npz)
+    check_input_file(a.npz, "npz")
+    if a.figure:
+        check_output_file(a.figure, "--figure")
+    try:
+        data = load(a.npz)
+    except (OSError, ValueError) as exc:  # not an npz of bench_generate compare
+        raise InputError(f"{a.npz}: not a file of `bench_generate compare --save` ({exc})") from None
     xs, ks = tables(data)
     print(markdown(xs, ks))
     if a.figure:
@@ -121,4 +130,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

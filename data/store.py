@@ -24,10 +24,13 @@ sample, so a stored weight would go stale.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from data.files import WriteError, cause_of
 
 FORMAT = "hep-sparse-images"
 FORMAT_VERSION = 2  # 2: compressed datasets (gzip + shuffle); 1: the same layout uncompressed
@@ -166,7 +169,20 @@ class StoreWriter:
 
     def append(self, sample: int, chunk: int, events: dict, n_generated: int, sigma_pb: float) -> None:
         """Write one chunk (``events``: idx/val lists of sparse images and the EVENT_FIELDS arrays but label
-        and sample), then move the commit counter past it: the counter is the last thing written."""
+        and sample), then move the commit counter past it: the counter is the last thing written.
+
+        Raises data.files.WriteError naming the file, with the committed events left as they were, when
+        the file system has less room than the chunk needs (``check_room``: HDF5 does not report every
+        failed write of its caches, so a full disk is refused before the chunk is written) or a write
+        fails."""
+        check_room(self.path, chunk_bytes(events))
+        before = self.committed
+        try:
+            self._append(sample, chunk, events, n_generated, sigma_pb)
+        except (OSError, RuntimeError) as exc:  # h5py's failed writes and flushes
+            raise WriteError(self.path, f"{cause_of(exc)}; the {before} events committed before stay") from exc
+
+    def _append(self, sample: int, chunk: int, events: dict, n_generated: int, sigma_pb: float) -> None:
         n0, k = self.committed, len(events["idx"])
         ev, px = self.f["events"], self.f["pixels"]
         p0 = int(ev["offsets"][n0])
@@ -196,13 +212,35 @@ class StoreWriter:
         self.f.flush()
 
     def close(self) -> None:
-        self.f.close()
+        """Close the file. Raises data.files.WriteError when HDF5's last flush fails."""
+        try:
+            self.f.close()
+        except (OSError, RuntimeError) as exc:
+            raise WriteError(self.path, cause_of(exc)) from exc
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+ROOM_MARGIN = 8 << 20  # bytes kept free beyond a chunk's own size: HDF5's metadata and the next flush
+
+
+def chunk_bytes(events: dict) -> int:
+    """Bytes of one chunk's events before compression (pixels as int32 + float32, 8 per event field)."""
+    return 8 * sum(len(i) for i in events["idx"]) + 8 * len(EVENT_FIELDS) * len(events["idx"])
+
+
+def check_room(path: str, need: int) -> None:
+    """Raise data.files.WriteError naming ``path`` when its file system has fewer than ``2 * need +
+    ROOM_MARGIN`` bytes free for this user (statvfs; a quota below that is found by the write itself)."""
+    st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    free = st.f_bavail * st.f_frsize
+    if free < 2 * need + ROOM_MARGIN:
+        raise WriteError(path, f"No space left on device: {free / 2**20:.1f} MiB free, the next chunk needs "
+                               f"about {(2 * need + ROOM_MARGIN) / 2**20:.1f} MiB with its margin")
 
 
 def write_synthetic(path: str | Path, n_events: int, image_size: int, pixels_per_event: int = 300,

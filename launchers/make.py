@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import stat
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import models
 from data.errors import fail
-from bench.outputs import OutputPathError, check_output_dir
+from bench.outputs import OutputPathError, make_output_dir
+from data.files import WriteError, write_text
 from bench.runner.config import UsageError, parse_config
 from bench.runner.config import build_parser as bench_parser
 from launchers.scripts import Job, bench_args, local, pbs, slurm, submit_all, sweep_sizes
@@ -136,8 +136,36 @@ def world_sizes(jobs: list[Job]) -> list[int]:
     return sorted(sizes)
 
 
+# The launcher's flags whose values reach a script as text: directive lines, comments, the body.
+TEXT_FLAGS = ("records", "out_dir", "job_name", "queue", "account", "python")
+# Those that a scheduler's directive lines carry (Slurm: --output, --job-name, --partition, --account).
+DIRECTIVE_FLAGS = ("out_dir", "job_name", "queue", "account")
+
+
+def check_text(args: argparse.Namespace, flags: list[str]) -> None:
+    """Every value that reaches a script can be written there as it is: no control character (a newline
+    would end a comment or a directive line and start a command); for Slurm, no backslash in a directive
+    value (a backslash in --output turns off its %j); for PBS, no double quote or backslash in one (its
+    directive lines are quoted with double quotes). Raises LaunchError naming the flag."""
+    values = [(f"--{name.replace('_', '-')}", getattr(args, name)) for name in TEXT_FLAGS]
+    values += [("the bench.strong_scaling flags after --", word) for word in flags]
+    for flag, value in values:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise LaunchError(f"{flag} {value!r}: holds a control character (a newline, a tab, an escape); "
+                              "a job script cannot carry it")
+    for name in DIRECTIVE_FLAGS:
+        flag, value = f"--{name.replace('_', '-')}", getattr(args, name)
+        if args.scheduler == "slurm" and "\\" in value:
+            raise LaunchError(f"{flag} {value!r}: holds a backslash, which turns off Slurm's filename patterns "
+                              "(%j) in #SBATCH --output; choose a name without one")
+        if args.scheduler == "pbs" and ('"' in value or "\\" in value):
+            raise LaunchError(f"{flag} {value!r}: holds a double quote or a backslash, which a #PBS directive "
+                              "line cannot quote; choose a name without one")
+
+
 def plan(args: argparse.Namespace, flags: list[str]) -> list[Job]:
     """The jobs to write, checked. Raises LaunchError."""
+    check_text(args, flags)
     if any(n < 1 for n in args.nodes):
         raise LaunchError(f"--nodes must be positive, got {args.nodes}")
     if args.ranks_per_node < 1:
@@ -187,8 +215,9 @@ def render(scheduler: str, job: Job, root: str) -> str:
 
 
 def write(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP)
+    """``text`` as the executable script ``path``, whole or not at all (data.files.replaced). Raises
+    data.files.WriteError."""
+    write_text(path, text, mode=0o755)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,26 +225,31 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(own)
     try:
         jobs = plan(args, flags)
-        check_output_dir(args.out_dir, "--out-dir")
-    except (LaunchError, OutputPathError) as err:
+        out = make_output_dir(args.out_dir, "--out-dir")
+        written = write_scripts(args.scheduler, jobs, out)
+    except (LaunchError, OutputPathError, WriteError) as err:
         return fail(str(err))
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    root = str(Path.cwd().resolve())
-    suffix = {"slurm": "sbatch", "pbs": "pbs", "local": "sh"}[args.scheduler]
-    written = []
-    for job in jobs:
-        path = out / f"{job.name}.{suffix}"
-        write(path, render(args.scheduler, job, root))
-        written.append(path)
-    if args.scheduler != "local" and len(jobs) > 1:
-        path = out / "submit_all.sh"
-        write(path, submit_all(args.scheduler, [str(p) for p in written]))
-        written.append(path)
     for path in written:
         print(path)
     print(f"flags for bench.strong_scaling: {' '.join(bench_args(jobs[0]))}", file=sys.stderr)
     return 0
+
+
+def write_scripts(scheduler: str, jobs: list[Job], out: Path) -> list[Path]:
+    """The scripts of ``jobs`` (and submit_all.sh for several scheduler jobs) written into ``out``; returns
+    their paths. Raises data.files.WriteError (the scripts written before it are whole)."""
+    root = str(Path.cwd().resolve())
+    suffix = {"slurm": "sbatch", "pbs": "pbs", "local": "sh"}[scheduler]
+    written = []
+    for job in jobs:
+        path = out / f"{job.name}.{suffix}"
+        write(path, render(scheduler, job, root))
+        written.append(path)
+    if scheduler != "local" and len(jobs) > 1:
+        path = out / "submit_all.sh"
+        write(path, submit_all(scheduler, [str(p) for p in written]))
+        written.append(path)
+    return written
 
 
 if __name__ == "__main__":

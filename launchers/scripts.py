@@ -7,6 +7,7 @@ user's flags through unchanged, quoted. The launch line is the one line that con
 """
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -43,6 +44,32 @@ class Job:
     @property
     def name(self) -> str:
         return f"{self.job_name}-{'sweep' if self.sweep else 'n'}{self.nodes:04d}"
+
+
+# Characters after which Slurm's directive parser (sbatch's _get_argument) no longer reads a value as one
+# plain word: white space ends it, quotes and backslashes are consumed, an unquoted '#' starts a comment.
+_SLURM_SPECIAL = re.compile(r"[\s\"'\\#]")
+
+
+def slurm_value(value: str) -> str:
+    """``value`` as one word of an ``#SBATCH`` line: as it is when plain, else in double quotes with ``"``
+    and ``\\`` escaped by a backslash (sbatch reads quotes and backslash escapes in directive lines, as
+    its ``_get_argument`` does)."""
+    if not _SLURM_SPECIAL.search(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def slurm_pattern(directory: str) -> str:
+    """A directory as the literal start of a Slurm filename pattern: ``%`` doubled (``%%`` is one ``%``;
+    ``%j`` and the like stay the job's own)."""
+    return directory.replace("%", "%%")
+
+
+def pbs_value(value: str) -> str:
+    """``value`` as one word of a ``#PBS`` line: as it is when plain, else in double quotes (qsub reads a
+    directive's quoted argument as one word). ``launchers.make`` refuses ``"`` and ``\\`` in such values."""
+    return f'"{value}"' if re.search(r"[\s'#]", value) else value
 
 
 def bench_args(job: Job) -> list[str]:
@@ -116,16 +143,17 @@ def _slurm_launch(job: Job) -> list[str]:
 
 def slurm(job: Job) -> str:
     lines = ["#!/bin/bash",
-             f"#SBATCH --job-name={job.name}",
+             f"#SBATCH --job-name={slurm_value(job.name)}",
              f"#SBATCH --nodes={job.nodes}",
              f"#SBATCH --ntasks-per-node={job.ranks_per_node}",
              f"#SBATCH --cpus-per-task={job.threads_per_rank}",
              f"#SBATCH --time={job.walltime}"]
     if job.queue:
-        lines.append(f"#SBATCH --partition={job.queue}")
+        lines.append(f"#SBATCH --partition={slurm_value(job.queue)}")
     if job.account:
-        lines.append(f"#SBATCH --account={job.account}")
-    lines += [f"#SBATCH --output={job.log_dir}/{job.name}-%j.out",
+        lines.append(f"#SBATCH --account={slurm_value(job.account)}")
+    log = slurm_value(f"{slurm_pattern(job.log_dir)}/{slurm_pattern(job.name)}-%j.out")
+    lines += [f"#SBATCH --output={log}",
               "#SBATCH --exclusive"]
     if job.stop_before:
         target = "B:" if job.launch == "mpirun" else ""  # the batch shell (mpirun) or every task of the step
@@ -147,16 +175,16 @@ def slurm(job: Job) -> str:
 
 def pbs(job: Job) -> str:
     lines = ["#!/bin/bash",
-             f"#PBS -N {job.name}",
+             f"#PBS -N {pbs_value(job.name)}",
              f"#PBS -l select={job.nodes}:ncpus={job.cores_per_node}:mpiprocs={job.ranks_per_node}"
              f":ompthreads={job.threads_per_rank}",
              f"#PBS -l walltime={job.walltime}"]
     if job.queue:
-        lines.append(f"#PBS -q {job.queue}")
+        lines.append(f"#PBS -q {pbs_value(job.queue)}")
     if job.account:
-        lines.append(f"#PBS -A {job.account}")
+        lines.append(f"#PBS -A {pbs_value(job.account)}")
     lines += ["#PBS -j oe",
-              f"#PBS -o {job.log_dir}/{job.name}.out",
+              f"#PBS -o {pbs_value(f'{job.log_dir}/{job.name}.out')}",
               *_header_comment(job, "pbs"),
               "set -euo pipefail",
               'cd "$PBS_O_WORKDIR"',

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -59,9 +60,11 @@ def generate(out: Path, *opts: str, flags=TINY) -> list[Path]:
 
 
 def log_of(script: Path, job_id: str) -> Path:
-    """The job's output file, as the script's --output directive names it."""
-    (pattern,) = re.findall(r"^#SBATCH --output=(\S+)$", script.read_text(), re.MULTILINE)
-    return Path(pattern.replace("%j", job_id))
+    """The job's output file, as the script's --output directive names it (a quoted value unquoted as sbatch
+    does, ``%%`` one ``%``)."""
+    (value,) = re.findall(r"^#SBATCH --output=(.+)$", script.read_text(), re.MULTILINE)
+    (pattern,) = shlex.split(value)
+    return Path(pattern.replace("%j", job_id).replace("%%", "%"))
 
 
 def read(log: Path) -> str:
@@ -145,6 +148,22 @@ def test_two_rank_job_is_one_world(cluster, tmp_path):
     (rec,) = records(tmp_path)
     assert (rec["world_size"], rec["nodes"], rec["ranks_per_node"], rec["threads_per_rank"]) == (2, 1, 2, 1)
     assert rec["scheduler"] == identity(job) and rec["preset"] == "quick"
+
+
+@pytest.mark.slurm
+def test_paths_with_spaces_and_shell_metacharacters_survive_submission(cluster, tmp_path):
+    """The output directory and the records path hold spaces, quotes, a percent sign, a '#' and shell
+    syntax: the job runs, its log lands where the directive names it, the record where --records says, and
+    nothing in the paths is run by the shell."""
+    out = tmp_path / """my jobs; $(touch pwned) `touch pwned` & 'q' "d" 100% #1"""
+    out.mkdir()
+    (script,) = generate(out, "--nodes", "1", "--ranks-per-node", "2")
+    job, log = run_job(cluster, script)
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log[-3000:]
+    assert log_of(script, job["id"]).parent == out
+    (rec,) = records(out)
+    assert rec["world_size"] == 2 and rec["config"]["out"].endswith(f"{out.name}/records.jsonl")
+    assert not list(ROOT.glob("pwned")) and not list(tmp_path.rglob("pwned"))
 
 
 @pytest.mark.slurm

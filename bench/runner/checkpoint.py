@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 
 import torch
 
@@ -76,6 +77,9 @@ def load(path: str, cfg: Config, world) -> dict | None:
         check_input_file(path, "--checkpoint")
     except InputError as exc:
         raise UsageError(str(exc)) from None
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"--checkpoint {path}: not a checkpoint of bench.strong_scaling (not a PyTorch archive: "
+                         "another format, or cut short); remove it or give another path")
     try:
         state = torch.load(path, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same user error
@@ -141,6 +145,9 @@ def load_model(path: str) -> dict:
         check_input_file(path, "--model-weights")
     except InputError as exc:
         raise UsageError(str(exc)) from None
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch.load's own message misleads
+        raise UsageError(f"--model-weights {path}: not a model file written by bench.strong_scaling --save-model "
+                         "(not a PyTorch archive: another format, or cut short)")
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error

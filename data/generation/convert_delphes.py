@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -29,6 +28,7 @@ from data.errors import fail
 from data import selection
 from data.base import ETA_MAX
 from data.generation import jets
+from data.files import InputError, OutputPathError, WriteError, check_input_file, check_output_file
 from data.store import StoreWriter
 
 BRANCHES = {"Tower": ("Eta", "Phi", "Eem", "Ehad"), "Track": ("Eta", "Phi", "PT"),
@@ -148,11 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--xsec must be a positive number of pb, got {a.xsec}")
     if a.n_generated is not None and a.n_generated <= 0:
         parser.error(f"--n-generated must be positive, got {a.n_generated}")
-    for f in a.files:
-        if not Path(f).is_file():
-            parser.error(f"input file {f} does not exist")
-    if not Path(a.out).resolve().parent.is_dir():
-        parser.error(f"--out {a.out}: directory does not exist")
+    try:
+        for f in a.files:
+            check_input_file(f, "input file")
+        check_output_file(a.out, "--out")
+    except (InputError, OutputPathError) as e:
+        parser.error(str(e))
     try:  # check every input before the output is touched
         entries = sum(_entries(f, a.tree) for f in a.files)
     except (OSError, ValueError) as e:
@@ -179,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(e))
     finally:
         if store is not None:
-            store.close()
+            try:
+                store.close()
+            except WriteError as e:  # HDF5's last flush: the events committed before stay
+                return fail(str(e.named("--out")))
     if not selected:
         return fail(f"{', '.join(a.files)}: none of the {entries} events passes the baseline "
                     f"(data/selection.py); {a.out} not touched")

@@ -26,12 +26,13 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from data.generation import jets, pythia
+from data.errors import fail
+from data.files import OutputPathError, WriteError, check_output_file
 from data.store import StoreWriter
 
 _counter = None  # shared count of selected events, for the progress bar (set in each worker)
@@ -97,8 +98,10 @@ def check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         p.error(f"--chunk must be >= 1, got {a.chunk}")
     if a.pileup < 0:
         p.error(f"--pileup must be >= 0, got {a.pileup}")
-    if not Path(a.out).resolve().parent.is_dir():
-        p.error(f"--out {a.out}: directory {Path(a.out).resolve().parent} does not exist")
+    try:
+        check_output_file(a.out, "--out")
+    except OutputPathError as e:
+        p.error(str(e))
 
 
 def plan(store: StoreWriter, samples: list, targets: list[int], a: argparse.Namespace) -> list[tuple]:
@@ -137,26 +140,29 @@ def main(argv: list[str] | None = None) -> int:
         store = StoreWriter(a.out, a.image_size, chunk_events=a.chunk, meta=meta)
     except (OSError, ValueError) as e:
         parser.error(f"--out {a.out}: {e}")
-    with store:
-        old = store.meta
-        old.setdefault("path", "old")  # files from before the fast path
-        for key, flag in (("seed", "--seed"), ("pileup", "--pileup"), ("qcd_edges", "--qcd-edges"),
-                          ("chunk", "--chunk"), ("path", "--path")):
-            if key in old and old[key] != meta[key]:
-                parser.error(f"--out {a.out} was made with {flag} {old[key]}, not {meta[key]}; "
-                             f"use the same value to continue it, or a new file")
-        def cuts(levers: dict) -> dict:  # the levers and veto cuts; the recorded loss figures may be updated
-            return {k: v for k, v in levers.items() if k != "veto_loss"}
-        if "levers" in old and cuts(old["levers"]) != cuts(meta["levers"]):
-            parser.error(f"--out {a.out} was made by a fast path with other levers or veto cuts "
-                         f"({old['levers']}); continue it with the harness version that made it, or use a "
-                         f"new file")
-        tasks = plan(store, samples, targets, a)
-        if not tasks:
-            print(f"{a.out}: already holds at least the {a.signal_events} signal and {a.background_events} "
-                  f"background events asked for; nothing to do")
-            return 0
-        return _run(store, tasks, a)
+    try:
+        with store:
+            old = store.meta
+            old.setdefault("path", "old")  # files from before the fast path
+            for key, flag in (("seed", "--seed"), ("pileup", "--pileup"), ("qcd_edges", "--qcd-edges"),
+                              ("chunk", "--chunk"), ("path", "--path")):
+                if key in old and old[key] != meta[key]:
+                    parser.error(f"--out {a.out} was made with {flag} {old[key]}, not {meta[key]}; "
+                                 f"use the same value to continue it, or a new file")
+            def cuts(levers: dict) -> dict:  # the levers and veto cuts; the recorded loss figures may be updated
+                return {k: v for k, v in levers.items() if k != "veto_loss"}
+            if "levers" in old and cuts(old["levers"]) != cuts(meta["levers"]):
+                parser.error(f"--out {a.out} was made by a fast path with other levers or veto cuts "
+                             f"({old['levers']}); continue it with the harness version that made it, or use a "
+                             f"new file")
+            tasks = plan(store, samples, targets, a)
+            if not tasks:
+                print(f"{a.out}: already holds at least the {a.signal_events} signal and {a.background_events} "
+                      f"background events asked for; nothing to do")
+                return 0
+            return _run(store, tasks, a)
+    except WriteError as exc:  # the store's last flush on closing it
+        return fail(f"{exc.named('--out')}: run the same command again once there is room to continue")
 
 
 def _run(store: StoreWriter, tasks: list[tuple], a: argparse.Namespace) -> int:
@@ -173,20 +179,27 @@ def _run(store: StoreWriter, tasks: list[tuple], a: argparse.Namespace) -> int:
     with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(counter,)) as pool, \
             tqdm(total=total, unit="ev", desc=f"generating {a.out}", file=sys.stderr) as bar:
         results = pool.imap(_run_task, tasks)  # in task order: chunks commit in the planned order
-        done = 0
+        done, failed = 0, None
         while done < len(tasks) and not stop["now"]:
             try:
                 si, chunk, out = results.next(timeout=0.5)
             except mp.TimeoutError:
                 bar.update(counter.value - bar.n)
                 continue
-            store.append(si, chunk, out, n_generated=out["n_generated"], sigma_pb=out["sigma_pb"])
+            try:
+                store.append(si, chunk, out, n_generated=out["n_generated"], sigma_pb=out["sigma_pb"])
+            except WriteError as exc:  # a full disk: the chunks committed before stay, the next run continues
+                failed = exc
+                break
             done += 1
             bar.update(counter.value - bar.n)
-        if stop["now"]:
+        if stop["now"] or failed:
             pool.terminate()
     for s, h in old_handlers.items():
         signal.signal(s, h)
+    if failed:
+        return fail(f"{failed.named('--out')}; {done} of {len(tasks)} chunks of this run were committed: run "
+                    "the same command again once there is room to continue")
     if stop["now"]:
         print(f"interrupted after {done} of {len(tasks)} chunks; {store.committed} events are committed "
               f"in {a.out}; run the same command again to continue", file=sys.stderr)
