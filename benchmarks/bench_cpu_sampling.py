@@ -23,6 +23,7 @@ from pathlib import Path
 from bench.records import one_per_run, read_records
 from bench.runner import cpu_use
 from benchmarks import run_main
+from data.files import InputError
 
 TINY = ["--image-size", "16", "--global-batch", "64", "--train-events", "256", "--val-events", "128"]
 
@@ -65,6 +66,8 @@ def shortest_epochs(paths) -> list[tuple[str, float]]:
         if rec.get("epoch_s"):
             what = f"{rec['world_size']} rank(s), {rec['image_size']}px, batch {rec['global_batch']}"
             out.append((what, min(rec["epoch_s"])))
+    if not out:
+        raise InputError(f"--records {' '.join(map(str, paths))}: no record with a measured epoch")
     return out
 
 
@@ -84,11 +87,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5000)
     ap.add_argument("--records", nargs="*", help="record files whose epochs to compare with (default: measure)")
     args = ap.parse_args()
+    epochs = shortest_epochs(args.records) if args.records else None  # bad --records before the measuring
     idle, busy = sampling_cost_s(args.repeats), busy_cost_s(args.repeats)
     cost = max(idle, busy)
     print(f"sampling per epoch (2 psutil samples + difference), median of {args.repeats}: "
           f"{idle * 1e6:.1f} us idle, {busy * 1e6:.1f} us with a busy thread")
-    epochs = shortest_epochs(args.records) if args.records else measured_here()
+    epochs = epochs or measured_here()
     for what, epoch_s in sorted(epochs, key=lambda e: e[1]):
         print(f"  {what}: shortest epoch {epoch_s:.3f} s -> sampling {100 * cost / epoch_s:.4f}% of it "
               f"(budget 0.5%)")

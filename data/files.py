@@ -204,8 +204,9 @@ def make_parent(path) -> None:
 def append_whole(path, data: bytes, lock: bool = True, sync: bool = True) -> None:
     """Append ``data`` to ``path`` (created if absent) in one write under an exclusive lock (with ``lock``),
     then flush it to disk (with ``sync``). A file whose last byte is not a newline gets ``data`` on a fresh line. When the write or the
-    flush fails the file is cut back to its earlier length, so its earlier bytes stay as they were; raises
-    WriteError naming ``path``."""
+    flush fails the file is cut back to its earlier length, so its earlier bytes stay as they were (a file
+    this call created is removed); raises WriteError naming ``path``."""
+    existed = os.path.lexists(path)
     try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -227,6 +228,8 @@ def append_whole(path, data: bytes, lock: bool = True, sync: bool = True) -> Non
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, end)
+                if not existed:  # made by this call: gone again
+                    os.unlink(path)
             raise WriteError(path, cause_of(exc)) from exc
     finally:
         os.close(fd)  # also releases the lock

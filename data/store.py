@@ -225,7 +225,7 @@ class StoreWriter:
         self.close()
 
 
-ROOM_MARGIN = 8 << 20  # bytes kept free beyond a chunk's own size: HDF5's metadata and the next flush
+ROOM_MARGIN = 1 << 20  # bytes kept free beyond twice a chunk's own size: HDF5's metadata and its next flush
 
 
 def chunk_bytes(events: dict) -> int:

@@ -175,7 +175,7 @@ def test_malformed_lines_are_reported_by_number_and_the_rest_is_processed(report
 def test_a_missing_file_exits_2_naming_it(tmp_path):
     proc = build(RECORDS / "gpu.jsonl", tmp_path / "nope.jsonl", "--out", tmp_path / "out")
     assert proc.returncode == 2
-    assert "nope.jsonl" in proc.stderr and "not found" in proc.stderr
+    assert f"{tmp_path / 'nope.jsonl'}: no such file" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -239,3 +239,43 @@ def test_records_with_the_cut_based_comparison_give_the_roc_figure_and_table(tmp
         min(picked, key=lambda p: p["world_size"])["physics"]["eff_ratio"])
     text = (out / "report.md").read_text()
     assert "## CNN against the cut-based selection" in text and "roc.png" in text
+
+
+def test_a_run_given_twice_counts_once(tmp_path):
+    """The same records file given twice (as when a file is copied and appended to) gives the report of the
+    file given once, with a warning naming each copy; a copy whose values differ is an error naming both."""
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    assert build(RECORDS / "knl.jsonl", "--out", once).returncode == 0
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes((RECORDS / "knl.jsonl").read_bytes())
+    proc = build(RECORDS / "knl.jsonl", copy, "--out", twice)
+    assert proc.returncode == 0, proc.stderr
+    assert (twice / "scaling.csv").read_bytes() == (once / "scaling.csv").read_bytes()
+    first = json.loads((RECORDS / "knl.jsonl").read_text().splitlines()[0])
+    assert f"warning: {copy}:1: run {first['run_id']} is a copy of {RECORDS / 'knl.jsonl'}:1; counted once" in proc.stderr
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(json.dumps(dict(first, epoch_s=[9.0, 9.0])) + "\n")
+    proc = build(RECORDS / "knl.jsonl", edited, "--out", tmp_path / "bad")
+    assert proc.returncode == 2
+    assert (f"error: {edited}:1: run {first['run_id']} is also {RECORDS / 'knl.jsonl'}:1 with other values (epoch_s)"
+            in proc.stderr)
+
+
+def test_no_control_character_reaches_the_report(tmp_path):
+    """A record written before the writer removed them (the MPI library string ends in NUL) gives a report
+    of plain text: no NUL or escape in report.md, index.html or a table."""
+    dirty = tmp_path / "dirty.jsonl"
+    lines = []
+    for line in (RECORDS / "skx.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        rec["env"] = dict(rec.get("env") or {}, mpi_library="Open MPI v4.1.4\u0000", hosts=["node\u001b[31m1"])
+        rec["system"] = rec["system"] + "\u0000"
+        lines.append(json.dumps(rec))
+    dirty.write_text("\n".join(lines) + "\n")
+    proc = build(dirty, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    for path in (tmp_path / "out").iterdir():
+        if path.suffix in (".md", ".html", ".csv"):
+            text = path.read_text()
+            assert not [c for c in text if ord(c) < 32 and c not in "\t\n\r"], path.name
+    assert "Open MPI v4.1.4" in (tmp_path / "out" / "report.md").read_text()

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import mpijob
-from data.files import make_parent, write_text
+from data.files import InputError, make_parent, write_text
 from bench.projection.model import AllreduceFit, ComputeFit, fit_alpha_beta, fit_compute
 
 SCHEMA = 1
@@ -137,7 +137,13 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str, statistic: str = "median") -> "Calibration":
-        return cls(json.loads(Path(path).read_text()), statistic)
+        """The calibration file ``path``. Raises data.files.InputError naming --calibration for a file of
+        another format."""
+        try:
+            return cls(json.loads(Path(path).read_text()), statistic)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not a calibration's
+            raise InputError(f"--calibration {path}: not a calibration written by bench.projection --calibrate "
+                             f"({type(exc).__name__}: {exc})") from None
 
     def compute_fit(self, model: str, image_size: int, threads: int) -> tuple[ComputeFit, str]:
         """The fit at ``threads``; else the nearest thread count scaled linearly (said in the note)."""

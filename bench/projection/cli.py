@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import models
 from data.errors import fail
-from bench.outputs import OutputPathError, check_output_dir, check_output_file
+from bench.outputs import check_output_dir, check_output_file
 from bench.projection import published
 from bench.projection.calibrate import (
     Calibration,
@@ -46,7 +46,7 @@ from bench.projection.plot import plot_curves
 from bench.projection.profiles import ProfileError
 from bench.projection.profiles import load as load_profiles
 from bench.records import DuplicateRunError, new_record, one_per_run, read_records, record_line
-from data.files import InputError, WriteError, append_whole, check_input_file, clean, write_text
+from data.files import InputError, MissingInput, WriteError, append_whole, check_input_file, clean, write_text
 from bench.runner.config import sweep_sizes
 
 KNL_CORES = 68  # Xeon Phi 7250 (docs/physics-reference.md, 'Hardware')
@@ -323,6 +323,20 @@ def check_outputs(args) -> None:
         check_output_file(args.json, "--json")
 
 
+def check_inputs(args) -> None:
+    """Every file the command will read is a readable file: --records, and --calibration unless this run
+    makes it (raises data.files.InputError naming the flag)."""
+    for path in args.records:
+        check_input_file(path, "--records", empty_ok=True)
+    if args.published and not args.calibrate:
+        return
+    if not args.calibrate:
+        try:
+            check_input_file(args.calibration, "--calibration")
+        except MissingInput as exc:
+            raise MissingInput(f"{exc}; run with --calibrate first") from None
+
+
 def missing_model(args, cal: Calibration) -> str | None:
     """Why ``cal`` cannot project --model at any of --image-sizes, with how to calibrate it; None if it can."""
     if any((args.model, size) in cal.params for size in args.image_sizes):
@@ -403,23 +417,25 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
 
 
+def read_profiles(args):
+    """The --profiles file (default: the package's). Raises data.files.InputError naming the flag: a path
+    that is not a readable file, a file that is not JSON, a bad or missing field."""
+    if args.profiles:
+        check_input_file(args.profiles, "--profiles")
+    try:
+        return load_profiles(args.profiles or None)
+    except ProfileError as exc:
+        raise InputError(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}") from None
+
+
 def project(args) -> int:
     """``main`` on parsed flags. Raises data.files.WriteError."""
-    try:
-        if args.profiles:
-            check_input_file(args.profiles, "--profiles")
-        prof = load_profiles(args.profiles or None)
-    except InputError as exc:
-        return fail(str(exc))
-    except ProfileError as exc:
-        return fail(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}")
-    try:
+    try:  # every input and path before the minutes of calibration
+        prof = read_profiles(args)
         shares = cpu_shares(args.cpu_share)
-    except ValueError as exc:
-        return fail(str(exc))
-    try:  # every output path before the minutes of calibration
         check_outputs(args)
-    except OutputPathError as exc:
+        check_inputs(args)
+    except ValueError as exc:  # InputError, OutputPathError, a bad --cpu-share
         return fail(str(exc))
     if args.json:
         write_text(args.json, json.dumps(clean(published.as_json(prof)), indent=1))
@@ -431,9 +447,10 @@ def project(args) -> int:
         if bad:
             return fail(bad)
         calibrate(args)
-    if not os.path.isfile(args.calibration):
-        return fail(f"--calibration {args.calibration}: no such file; run with --calibrate first")
-    cal = Calibration.load(args.calibration, args.statistic)
+    try:
+        cal = Calibration.load(args.calibration, args.statistic)
+    except InputError as exc:
+        return fail(str(exc))
     missing = missing_model(args, cal)
     if missing:
         return fail(missing)

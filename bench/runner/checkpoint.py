@@ -63,8 +63,8 @@ def _save_whole(state: dict, path: str, flag: str) -> None:
     """torch.save to a temporary file renamed over ``path``: the file is whole or as it was. Raises
     data.files.WriteError naming ``flag`` and ``path`` (a full disk, a quota)."""
     try:
-        with replaced(path) as tmp:
-            torch.save(state, tmp)
+        with replaced(path) as tmp, open(tmp, "wb") as fh:  # a Python file: a full disk is an OSError
+            torch.save(state, fh)
     except WriteError as exc:
         raise exc.named(flag) from None
 

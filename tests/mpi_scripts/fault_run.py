@@ -18,6 +18,7 @@ from bench.runner import checkpoint, run
 from bench.runner.config import UsageError
 from bench.runner.device_data import DevicePlacementError
 from data.base import DataError
+from data.files import WriteError
 
 rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMIX_RANK", "0")))  # mpirun; srun --mpi=pmix
 bad_rank, where = int(sys.argv[1]), sys.argv[2]
@@ -36,10 +37,11 @@ PHASES = {
     "place_data": (strong_scaling, "place_data", lambda: DevicePlacementError(injected("does not fit in memory"))),
     "threads": (strong_scaling, "default_threads", lambda: RuntimeError(injected("cannot read the CPU set"))),
     "validate": (run, "validate", lambda: RuntimeError(injected("validation failed"))),
-    "checkpoint": (checkpoint, "save", lambda: OSError(injected("checkpoint: disk quota exceeded"))),
+    "checkpoint": (checkpoint, "save", lambda: WriteError("c.ckpt.n2", injected("Disk quota exceeded"), "--checkpoint")),
     "test_comparison": (run, "test_comparison", lambda: RuntimeError(injected("test comparison failed"))),
-    "save_model": (checkpoint, "save_model", lambda: OSError(injected("model file: no space left on device"))),
-    "append_record": (strong_scaling, "append_record", lambda: OSError(injected("records: no space left on device"))),
+    "save_model": (checkpoint, "save_model", lambda: WriteError("m.pt", injected("No space left on device"),
+                                                                "--save-model")),
+    "append_record": (strong_scaling, "append_record", lambda: WriteError("r.jsonl", injected("No space left on device"))),
 }
 
 
