@@ -80,6 +80,12 @@ def check_args(a: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must not be negative, got {v}")
     if a.all_events and not a.data:
         raise UsageError("--all-events needs --data: the training file's every event includes training events")
+    seen = {}
+    for path in a.model_weights:  # one model given twice would be two rows of one run
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(f"--model-weights {path}: given twice (also as {seen[key]}); give each model once")
+        seen[key] = path
     make_output_dir(a.out, "--out")
 
 
@@ -102,6 +108,16 @@ def load(path: str, data: str):
     return net, cfg, d, state
 
 
+def check_runs_once(paths: list[str], states: list[dict]) -> None:
+    """Each model file is another run: two files of one ``run_id`` (a copy) raise UsageError naming both."""
+    first: dict[str, str] = {}
+    for path, state in zip(paths, states):
+        run_id = state.get("run_id")
+        if run_id and run_id in first:
+            raise UsageError(f"--model-weights {path}: the same run ({run_id}) as {first[run_id]}; give each run once")
+        first.setdefault(run_id, path)
+
+
 def run_evaluation(argv: list[str] | None, prog: str = "python -m bench.evaluate",
                    description: str = "") -> Evaluation:
     """Parse ``argv``, load every model file on every rank, score its events (shared over the ranks) and
@@ -118,6 +134,7 @@ def run_evaluation(argv: list[str] | None, prog: str = "python -m bench.evaluate
         check_args(a)
         torch.set_num_threads(default_threads(a.threads, world))
         loaded = [load(path, a.data) for path in a.model_weights]
+        check_runs_once(a.model_weights, [state for *_, state in loaded])
     except (UsageError, DataError, OutputPathError) as exc:
         error = str(exc)
     failed = world.failures(error)

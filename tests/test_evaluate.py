@@ -5,6 +5,7 @@ files give one curve each; under ``mpirun -np 2`` the scores are shared and the 
 input (a missing or foreign model file, mismatched labels, a file that grew since training, an unwritable
 --out) exits 2 naming the file or flag."""
 import json
+import shutil
 import re
 import subprocess
 import sys
@@ -33,12 +34,15 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("eval")
     proc = cli("bench.strong_scaling", *TRAIN, "--out", d / "r.jsonl", "--save-model", d / "m.pt")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # a second run of the same configuration (its own run_id), for the figure of two models
+    proc = cli("bench.strong_scaling", *TRAIN, "--out", d / "r2.jsonl", "--save-model", d / "m2.pt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return d
 
 
 @pytest.mark.slow  # runs python -m bench.strong_scaling / bench.evaluate
 def test_evaluate_writes_figure_and_tables_matching_the_record(trained, tmp_path):
-    proc = cli("reports.physics", "--model-weights", trained / "m.pt", trained / "m.pt", "--labels", "first",
+    proc = cli("reports.physics", "--model-weights", trained / "m.pt", trained / "m2.pt", "--labels", "first",
                "second", "--bootstrap", "30", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("roc.png", "roc.svg", "physics.md", "physics.csv", "physics.json"):
@@ -82,12 +86,17 @@ def test_evaluate_on_another_file_with_all_events(trained, tmp_path):
 def test_bad_input_exits_2_naming_the_problem(trained, tmp_path):
     junk = tmp_path / "junk.pt"
     torch.save({"fc.weight": torch.zeros(2)}, junk)
+    copy = tmp_path / "copy.pt"
+    shutil.copy(trained / "m.pt", copy)
+    run_id = json.loads((trained / "r.jsonl").read_text())["run_id"]
     cases = [
         (["--model-weights", tmp_path / "none.pt"], "none.pt: no such file"),
         (["--model-weights", junk], "junk.pt: not a model file written by bench.strong_scaling"),
         (["--model-weights", trained / "m.pt", "--labels", "a", "b"], "--labels gives 2 labels for 1"),
         (["--model-weights", trained / "m.pt", "--all-events"], "--all-events needs --data"),
         (["--model-weights", trained / "m.pt", "--bootstrap", "-1"], "--bootstrap must not be negative"),
+        (["--model-weights", trained / "m.pt", trained / "m.pt"], "given twice"),
+        (["--model-weights", trained / "m.pt", copy], f"the same run ({run_id}) as {trained / 'm.pt'}"),
         (["--model-weights", trained / "m.pt", "--out", "/proc/evaluation"], "--out /proc/evaluation"),
     ]
     for args, message in cases:

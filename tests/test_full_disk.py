@@ -177,3 +177,23 @@ def test_the_projection_json_on_a_full_disk_exits_2_and_keeps_the_old_file(disk,
     proc = python("-m", "bench.projection", "--published", "--json", str(target), "--plot", "", cwd=tmp_path)
     assert proc.returncode == 2 and f"error: {target}: {FULL}" in proc.stderr, proc.stderr[-2000:]
     assert target.read_text() == "{}\n"
+
+
+@pytest.mark.slow
+def test_the_physics_tables_on_a_full_disk_exit_2_and_keep_the_earlier_ones(disk, tmp_path):
+    trained = python("-m", "bench.strong_scaling", *TINY, "--out", str(tmp_path / "r.jsonl"), "--save-model",
+                     str(tmp_path / "m.pt"), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    out = disk / "physics"
+    for module in ("bench.evaluate", "reports.physics"):
+        first = python("-m", module, "--model-weights", str(tmp_path / "m.pt"), "--bootstrap", "0", "--out", str(out),
+                       cwd=tmp_path)
+        assert first.returncode == 0, first.stderr[-3000:]
+    before = snapshot(out)
+    fill(disk)
+    for module in ("bench.evaluate", "reports.physics"):
+        proc = python("-m", module, "--model-weights", str(tmp_path / "m.pt"), "--bootstrap", "0", "--out", str(out),
+                      cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert re.search(rf"^error: {re.escape(str(out))}/\S+: {re.escape(FULL)}$", proc.stderr, re.M), proc.stderr
+        assert snapshot(out) == before

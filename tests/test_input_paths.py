@@ -140,3 +140,14 @@ def test_a_path_that_is_not_a_readable_file_is_named_with_what_it_is(entry, kind
     assert words in err, err[-2000:]
     if kind != "other":
         assert str(path) in err
+
+
+def test_a_delphes_file_given_twice_is_refused_before_it_is_read(tmp_path, capsys):
+    """Its events would count twice in the sample (and its weight would halve)."""
+    from data.generation.convert_delphes import main
+    root = make(tmp_path, "other", "events.root")
+    with pytest.raises(SystemExit) as exc:
+        main([str(root), str(tmp_path / "." / "events.root"), "--sample", "x", "--label", "0", "--xsec", "1",
+              "--out", str(tmp_path / "s.h5")])
+    assert exc.value.code == 2 and "given twice" in capsys.readouterr().err
+    assert not (tmp_path / "s.h5").exists()

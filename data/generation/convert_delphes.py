@@ -19,6 +19,7 @@ interrupted, run it again on a fresh output file.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import awkward as ak
@@ -151,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for f in a.files:
             check_input_file(f, "input file")
+        seen = {}
+        for f in a.files:  # one file given twice would count its events twice
+            key = os.path.realpath(f)
+            if key in seen:
+                raise InputError(f"input file {f}: given twice (also as {seen[key]}); each file's events count once")
+            seen[key] = f
         check_output_file(a.out, "--out")
     except (InputError, OutputPathError) as e:
         parser.error(str(e))
