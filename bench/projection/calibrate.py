@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import mpijob
-from data.files import InputError, make_parent, write_text
+from data.files import InputError, clean, make_parent, write_text
 from bench.projection.model import AllreduceFit, ComputeFit, fit_alpha_beta, fit_compute
 
 SCHEMA = 1
@@ -104,7 +104,7 @@ def save(path: str, calibration: dict) -> None:
               "compute": sorted(compute.values(), key=key),
               "allreduce": calibration.get("allreduce") or old.get("allreduce")}
     make_parent(path)
-    write_text(path, json.dumps(merged, indent=1) + "\n")
+    write_text(path, json.dumps(clean(merged), indent=1) + "\n")
 
 
 STATISTICS = {"median": statistics.median, "min": min}
