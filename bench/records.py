@@ -62,6 +62,9 @@ FIELDS: tuple[Field, ...] = (
           "a human note; `quick` runs say they are smoke-sized, not benchmarks"),
     Field("config", "object", "", False,
           "the full resolved configuration (every flag of `bench.strong_scaling`)"),
+    Field("precision", "str", "", False,
+          "arithmetic precision of the training step: `fp32`, `bf16` or `fp16` (`config.amp` resolved; readers "
+          "take it from `config.amp` in records without it, `fp32` when neither is there)"),
     Field("backend", "str", "", True,
           "`none` (one process), `mpi`, `ddp`, `horovod`"),
     Field("world_size", "int", "ranks", True,
@@ -250,6 +253,18 @@ def _finite(value, path: str, undefined: dict):
     if isinstance(value, (list, tuple)):
         return [_finite(v, f"{path}[{i}]", undefined) for i, v in enumerate(value)]
     return value
+
+
+PRECISION_OF_AMP = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}  # config.amp -> the step's precision
+
+
+def precision_of(rec: dict) -> str:
+    """The training step's precision of a record: its ``precision``, else its resolved ``config.amp``, else
+    fp32 (records before either field ran fp32)."""
+    if rec.get("precision"):
+        return rec["precision"]
+    amp = (rec.get("config") or {}).get("amp")
+    return PRECISION_OF_AMP.get(amp, "fp32")
 
 
 def new_record(**fields) -> dict:

@@ -6,20 +6,24 @@
 Side by side in one run, each in its own process (so each has its own allocator and thread settings)
 and taking turns, so that machine noise hits all alike; every figure is a median over the repeats:
 
-* ``matmul``: the fp32 matrix-multiply rate (4096^3, torch.mm) on the same number of threads;
-* ``conv``: a large 3x3 channels-last fp32 convolution through oneDNN (bench/projection/ceilings.py), the
-  best kernel a CNN step can approach; on non-Intel CPUs MKL's matmul may be slower than oneDNN's
-  convolutions, so the matmul alone is not a ceiling there;
+* ``matmul``, ``matmul_bf16``: the matrix-multiply rate (4096^3, torch.mm) at fp32 and bf16 on the same
+  number of threads;
+* ``conv``, ``conv_bf16``: a large 3x3 channels-last convolution through oneDNN at fp32 and bf16
+  (bench/projection/ceilings.py), the best kernel a CNN step can approach; on non-Intel CPUs MKL's fp32
+  matmul may be slower than oneDNN's convolutions, so the matmul alone is not a ceiling there;
 * ``default``: the harness's training step (bench.runner.train.train_epoch, synthetic data made on the fly by the
   background loader, weighted loss) with the default configuration;
 * variants with one speed option changed (``contiguous``, ``loop_optimizer``, ``system_allocator``,
-  ``compile``, ``bf16``): each option must pay for itself;
+  ``compile``, ``bf16``, ``bf16_compile``): each option must pay for itself;
 * ``plain``: what a user writes by hand: the model, default memory format and settings, ``Adam``, one
   fixed in-memory batch, ``zero_grad / loss.backward() / step``.
 
 The training FLOPs per image (forward + backward) come from torch.utils.flop_counter; the achieved rate is
-FLOPs per image x images/s, and its fraction of each ceiling is printed: the theoretical peak (cores x clock x
-fp32 FLOPs per cycle of the vector units /proc/cpuinfo reports), the conv and the matmul. ``--profile`` prints the
+FLOPs per image x images/s, and its fraction of each ceiling of its own precision is printed (a bf16 step
+against the bf16 ceilings): the theoretical peak (cores x clock x FLOPs per cycle of the precision's
+fastest unit, from /proc/cpuinfo: bench/projection/ceilings.py), the conv and the matmul. The clock is the
+reported one, or higher where the fastest repeat of a measured kernel proves the cores ran faster (a VM
+reports its base clock), so no fraction of the peak exceeds 100%. ``--profile`` prints the
 torch.profiler table of the harness step's top operators.
 """
 from __future__ import annotations
@@ -40,10 +44,22 @@ VARIANTS = {
     "system_allocator": ["--cpu-allocator", "system"],
     "compile": ["--compile"],
     "bf16": ["--amp", "bf16"],
+    "bf16_compile": ["--amp", "bf16", "--compile"],
     "plain": None,
     "matmul": "matmul",
     "conv": "conv",
+    "matmul_bf16": "matmul_bf16",
+    "conv_bf16": "conv_bf16",
 }
+KERNELS = ("matmul", "conv", "matmul_bf16", "conv_bf16")  # the measured ceilings, always run
+
+
+def precision_of(name: str) -> str:
+    """The arithmetic precision a contender runs at: bf16 for --amp bf16 and the bf16 kernels, else fp32."""
+    flags = VARIANTS[name]
+    if isinstance(flags, str):
+        return "bf16" if flags.endswith("_bf16") else "fp32"
+    return "bf16" if flags and "bf16" in flags else "fp32"
 MATMUL_N = 4096
 
 
@@ -52,10 +68,8 @@ def _worker(conn, kind, flags, args):
     import torch
 
     torch.set_num_threads(args.threads)
-    if kind == "matmul":
-        measure = _matmul()
-    elif kind == "conv":
-        measure = _conv()
+    if kind in KERNELS:
+        measure = _kernel(kind)
     elif kind == "plain":
         measure = _plain(args)
     else:
@@ -65,28 +79,17 @@ def _worker(conn, kind, flags, args):
         conn.send(("result", measure()))
 
 
-def _matmul():
-    """The fp32 matmul contender, warmed up: its ``measure()`` gives (FLOP/s, 0)."""
-    import torch
-
-    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
-    torch.mm(a, b)
-
-    def measure():
-        t0 = time.perf_counter()
-        for _ in range(3):
-            torch.mm(a, b)
-        return 3 * 2 * MATMUL_N ** 3 / (time.perf_counter() - t0), 0.0
-    return measure
-
-
-def _conv():
-    """The oneDNN convolution contender, warmed up: its ``measure()`` gives (FLOP/s, 0)."""
-    from bench.projection.ceilings import measure_conv_gflops
-    measure_conv_gflops(repeats=1)
-
-    def measure():
-        return measure_conv_gflops() * 1e9, 0.0
+def _kernel(kind: str):
+    """A ceiling contender (matmul or conv, fp32 or bf16), warmed up: its ``measure()`` gives (FLOP/s, 0)."""
+    from bench.projection.ceilings import measure_conv_gflops, measure_matmul_gflops
+    precision = "bf16" if kind.endswith("_bf16") else "fp32"
+    if kind.startswith("matmul"):
+        def measure():
+            return measure_matmul_gflops(MATMUL_N, 3, precision) * 1e9, 0.0
+    else:
+        def measure():
+            return measure_conv_gflops(repeats=3, precision=precision) * 1e9, 0.0
+    measure()
     return measure
 
 
@@ -210,7 +213,7 @@ def main() -> None:
     args = ap.parse_args()
     args.threads = args.threads or os.cpu_count()
     names = args.variants.split(",")
-    for must in ("default", "plain", "matmul", "conv"):
+    for must in ("default", "plain", *KERNELS):
         if must not in names:
             names.append(must)
     unknown = [n for n in names if n not in VARIANTS]
@@ -223,14 +226,20 @@ def main() -> None:
     import models
     flops, per_op = models.training_flops(models.get_model(args.model, image_size=args.image_size),
                                           args.image_size)
-    results = _alternate(names, args)
+    report(names, _alternate(names, args), flops, per_op, args)
 
-    med = {n: statistics.median(r[0] for r in results[n]) for n in names}
-    matmul, conv = med["matmul"], med["conv"]
-    from bench.projection.ceilings import theoretical_peak_gflops
+
+def report(names: list[str], results: dict, flops: float, per_op: dict, args) -> None:
+    """Print the ceilings at each precision and every contender against those of its own precision."""
+    from bench.projection.ceilings import peak_at, proven_clock_ghz
     from bench.runner.environment import cpuinfo
-    peak, how = theoretical_peak_gflops(cpuinfo(), args.threads)
-    peak = peak * 1e9 if peak else float("nan")
+    med = {n: statistics.median(r[0] for r in results[n]) for n in names}
+    info = cpuinfo()
+    best = {p: max(med[k] for k in KERNELS if precision_of(k) == p) for p in ("fp32", "bf16")}
+    # the fastest single repeat of any kernel proves the clock the cores reached (a VM reports its base clock)
+    fastest = {p: max(r[0] for k in KERNELS if precision_of(k) == p for r in results[k]) / 1e9 for p in best}
+    ghz, clock = proven_clock_ghz(info, args.threads, fastest)
+    peaks = {p: peak_at(info, args.threads, p, ghz) for p in best}
     try:
         load = "load average %.2f %.2f %.2f" % os.getloadavg()
     except OSError:
@@ -239,24 +248,27 @@ def main() -> None:
           f"{args.repeats} alternating repeats of {args.steps} steps; {load} at the end")
     print(f"training FLOPs per image (forward + backward, torch.utils.flop_counter): {flops / 1e9:.3f} GFLOP "
           f"({', '.join(f'{k} {v / 1e9:.3f}' for k, v in per_op.items())})")
-    print(f"ceilings on {args.threads} threads: theoretical peak {peak / 1e9:.1f} GFLOP/s ({how}); "
-          f"channels-last conv (oneDNN) {conv / 1e9:.1f} GFLOP/s; fp32 matmul ({MATMUL_N}^3, torch.mm) "
-          f"{matmul / 1e9:.1f} GFLOP/s (medians; matmul spread {min(r[0] for r in results['matmul']) / 1e9:.1f}-"
-          f"{max(r[0] for r in results['matmul']) / 1e9:.1f})")
-    print(f"{'contender':18s} {'images/s':>9s} {'spread':>15s} {'x plain':>8s} {'GFLOP/s':>8s} "
-          f"{'of peak':>8s} {'of conv':>8s} {'of matmul':>9s} {'data wait':>9s}")
-    for name in names:
-        if name in ("matmul", "conv"):
-            continue
+    print(f"clock: {ghz:.2f} GHz ({clock})")
+    for p, (peak, how) in peaks.items():
+        kernels = [k for k in KERNELS if precision_of(k) == p]
+        print(f"{p} ceilings on {args.threads} threads: theoretical peak {peak:.1f} GFLOP/s ({how}); "
+              + "; ".join(f"{k} {med[k] / 1e9:.1f} GFLOP/s ({min(r[0] for r in results[k]) / 1e9:.1f}-"
+                          f"{max(r[0] for r in results[k]) / 1e9:.1f})" for k in kernels))
+    print(f"{'contender':18s} {'prec.':>5s} {'images/s':>9s} {'spread':>15s} {'x plain':>8s} {'x default':>9s} "
+          f"{'GFLOP/s':>8s} {'of peak':>8s} {'of conv':>8s} {'of matmul':>9s} {'data wait':>9s}")
+    for name in (n for n in names if n not in KERNELS):
+        p = precision_of(name)
+        conv, matmul = med["conv" if p == "fp32" else "conv_bf16"], med["matmul" if p == "fp32" else "matmul_bf16"]
         rates = [r[0] for r in results[name]]
-        wait = statistics.median(r[1] for r in results[name])
         rate = med[name] * flops
-        print(f"{name:18s} {med[name]:9.1f} {min(rates):7.1f}-{max(rates):<7.1f} {med[name] / med['plain']:8.3f} "
-              f"{rate / 1e9:8.1f} {rate / peak:8.1%} {rate / conv:8.1%} {rate / matmul:9.1%} {wait:9.1%}")
-    best = max(conv, matmul)
+        print(f"{name:18s} {p:>5s} {med[name]:9.1f} {min(rates):7.1f}-{max(rates):<7.1f} "
+              f"{med[name] / med['plain']:8.3f} {med[name] / med['default']:9.3f} {rate / 1e9:8.1f} "
+              f"{rate / 1e9 / peaks[p][0]:8.1%} {rate / conv:8.1%} {rate / matmul:9.1%} "
+              f"{statistics.median(r[1] for r in results[name]):9.1%}")
     print(f"targets: harness / plain {med['default'] / med['plain']:.3f} (>= 1.25); harness at "
-          f"{med['default'] * flops / best:.1%} of the best measured kernel (>= 50%), "
-          f"{med['default'] * flops / peak:.1%} of the theoretical peak")
+          f"{med['default'] * flops / best['fp32']:.1%} of the best measured fp32 kernel (>= 50%), "
+          f"{med['default'] * flops / 1e9 / peaks['fp32'][0]:.1%} of the fp32 peak"
+          + (f"; bf16 step / fp32 step {med['bf16'] / med['default']:.2f} (>= 2.5 on AMX CPUs)" if "bf16" in med else ""))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import pandas as pd
 
 from reports.frame import to_frame
 
-CONFIG_FIELDS = ("system", "device", "backend", "model", "image_size", "global_batch", "preset")
+CONFIG_FIELDS = ("system", "device", "precision", "backend", "model", "image_size", "global_batch", "preset")
 SERIES = [*CONFIG_FIELDS, "projected"]
 POINT = [*SERIES, "nodes"]
 # The fields a CPU cluster and a GPU baseline must share to be compared.
@@ -70,11 +70,14 @@ def _configs(frame: pd.DataFrame) -> pd.Series:
 
 
 def config_label(config: tuple, fields=CONFIG_FIELDS) -> str:
-    """Human-readable name of a configuration, e.g. ``KNL, cpu, horovod, circpad 224px, batch 32768, paper``."""
+    """Human-readable name of a configuration, e.g. ``KNL, cpu, horovod, circpad 224px, batch 32768, paper``
+    (the precision is named when it is not fp32: ``Xeon, cpu, bf16, mpi, ...``)."""
     named = dict(zip(CONFIG_FIELDS, config))
     parts = []
     for f in fields:
         v = named[f]
+        if f == "precision" and v in ("fp32", None):  # the study's precision: named only when another
+            continue
         if f == "image_size":
             parts.append(f"{v}px")
         elif f == "global_batch":

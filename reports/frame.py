@@ -22,7 +22,7 @@ import warnings
 
 import pandas as pd
 
-from bench.records import BY_NAME, FIELDS, Problem, one_per_run, read_records
+from bench.records import BY_NAME, FIELDS, Problem, one_per_run, precision_of, read_records
 
 ORDER = {f.name: i for i, f in enumerate(FIELDS)}
 DTYPES = {"int": "Int64", "float": "float64", "str": "string", "bool": "boolean"}
@@ -68,8 +68,10 @@ def load_frame(paths) -> pd.DataFrame:
 
 def to_frame(records: list[dict]) -> pd.DataFrame:
     """The frame of already validated ``records`` (dicts as ``read_records`` returns them; ``_source``
-    becomes ``source``)."""
-    rows = [_flatten({k: v for k, v in rec.items() if k != "_source"}) for rec in records]
+    becomes ``source``). Every row has ``precision`` (``bench.records.precision_of``: older records take it
+    from ``config.amp``)."""
+    rows = [_flatten({**{k: v for k, v in rec.items() if k != "_source"}, "precision": precision_of(rec)})
+            for rec in records]
     seen: dict[str, int] = {}
     for row in rows:
         for name in row:

@@ -133,7 +133,11 @@ READ_CPU = (("configuration", None), ("ranks", "nodes"), ("runs", "runs"), ("thr
 
 
 def _labels(table: pd.DataFrame) -> pd.Series:
-    return table[list(CONFIG_FIELDS)].astype(str).agg(", ".join, axis=1)
+    """Each row's configuration as text, the precision named only when it is not fp32 (``config_label``)."""
+    def label(row) -> str:
+        return ", ".join(str(row[f]) for f in CONFIG_FIELDS
+                         if not (f == "precision" and str(row[f]) in ("fp32", "None", "<NA>")))
+    return table[list(CONFIG_FIELDS)].apply(label, axis=1)
 
 
 def readable(kind: str, table: pd.DataFrame) -> tuple[tuple, pd.DataFrame]:

@@ -139,7 +139,7 @@ def test_cli_prints_emits_records_that_reports_load(tmp_path, capsys):
     assert len(proj) == 2 * 11 + 3  # two profiles x 1..1024 nodes, plus one per measured run
     assert all(r["projected"] is True and r["epoch_s"][0] > 0 and math.isfinite(r["images_per_s"]) for r in proj)
     series = series_of(group_points(records))
-    assert ("Test CPU", "cpu", "mpi", "circpad", 64, 4096, "custom") in {c for c, _ in series}
+    assert ("Test CPU", "cpu", "fp32", "mpi", "circpad", 64, 4096, "custom") in {c for c, _ in series}
     assert any(p for _, p in series)  # projected series kept apart from measured ones
 
 

@@ -45,7 +45,7 @@ from bench.projection.model import (
 from bench.projection.plot import plot_curves
 from bench.projection.profiles import ProfileError
 from bench.projection.profiles import load as load_profiles
-from bench.records import DuplicateRunError, new_record, one_per_run, read_records, record_line
+from bench.records import DuplicateRunError, new_record, one_per_run, precision_of, read_records, record_line
 from data.files import InputError, MissingInput, WriteError, append_whole, check_input_file, clean, write_text
 from bench.runner.config import sweep_sizes
 
@@ -177,6 +177,8 @@ def gpu_profile(records: list[dict]) -> Profile | None:
     gpu = [r for r in records if r["device"] == "cuda" and r["world_size"] == 1 and not r.get("projected")]
     if not gpu:
         return None
+    precision = statistics.mode(precision_of(r) for r in gpu)  # one precision per profile, never mixed
+    gpu = [r for r in gpu if precision_of(r) == precision]
     fits = {}
     for key in {(r["model"], r["image_size"]) for r in gpu}:
         rates = [r["train_events"] / statistics.median(r["epoch_s"]) for r in gpu
@@ -185,7 +187,7 @@ def gpu_profile(records: list[dict]) -> Profile | None:
             fits[key] = ComputeFit(0.0, statistics.median(rates))
     return Profile(name=f"one GPU ({gpu[0]['system']}, measured)", system=gpu[0]["system"], compute=fits,
                    network=AllreduceFit(0.0, 1.0), device="cuda", max_nodes=1,
-                   estimate="measured images/s of the given records; no scaling")
+                   estimate="measured images/s of the given records; no scaling", precision=precision)
 
 
 def cases(args, cal: Calibration, prof) -> list[Case]:
@@ -239,7 +241,7 @@ def projected_record(profile: Profile, case: Case, step, preset: str, backend: s
         sweep_id=sweep_id, projected=True,
         label=f"projected by bench.projection ({profile.name}){': ' + profile.estimate if profile.estimate else ''}",
         system=profile.system, preset=preset, backend=backend, world_size=step.ranks,
-        nodes=step.nodes, ranks_per_node=profile.ranks_per_node,
+        nodes=step.nodes, ranks_per_node=profile.ranks_per_node, precision=profile.precision,
         threads_per_rank=profile.threads_per_rank, device=profile.device, model=case.model,
         model_params=case.params, image_size=case.image_size, global_batch=case.global_batch,
         per_rank_batch=step.per_rank_batch, steps_per_epoch=step.steps_per_epoch,

@@ -105,6 +105,7 @@ class Profile:
     estimate: str = ""  # how the figures were obtained when not measured; empty when measured
     max_nodes: int | None = None  # a single GPU: 1
     exchange: object = None  # a bench.projection.collectives.Exchange: algorithms by message size, fusion
+    precision: str = "fp32"  # of the training step its compute rates were measured or published at
 
 
 @dataclass(frozen=True)

@@ -331,6 +331,7 @@ def build_record(state: RunState) -> dict:
         preset=cfg.preset,
         label=cfg.label,
         config=as_dict(cfg),
+        precision=records.PRECISION_OF_AMP[cfg.amp],
         backend=state.backend,
         world_size=world.size,
         nodes=world.nodes,
