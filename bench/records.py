@@ -62,6 +62,8 @@ FIELDS: tuple[Field, ...] = (
           "a human note; `quick` runs say they are smoke-sized, not benchmarks"),
     Field("config", "object", "", False,
           "the full resolved configuration (every flag of `bench.strong_scaling`)"),
+    Field("precision_why", "str", "", False,
+          "how the precision was chosen: `asked: --amp X`, or `auto: ...` with the reason (`--amp auto`)"),
     Field("precision", "str", "", False,
           "arithmetic precision of the training step: `fp32`, `bf16` or `fp16` (`config.amp` resolved; readers "
           "take it from `config.amp` in records without it, `fp32` when neither is there)"),

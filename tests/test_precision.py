@@ -82,3 +82,38 @@ def test_the_report_keeps_fp32_and_bf16_runs_of_one_configuration_apart():
               for _, r in rows.iterrows()}
     assert labels == {"Xeon, cpu, mpi, circpad, 64px, batch 512, custom",
                       "Xeon, cpu, bf16, mpi, circpad, 64px, batch 512, custom"}
+
+
+@pytest.mark.parametrize("info,costs,amp,why", [
+    (ROME, False, "none", "auto: fp32, this CPU has no bf16 unit"),
+    (SKYLAKE_X, False, "none", "auto: fp32, this CPU has no bf16 unit"),
+    (GENOA, True, "none", "auto: fp32; this CPU has AVX512_BF16 (VDPBF16PS), but bf16 is not shown to cost no AUC"),
+    (GENOA, False, "bf16", "auto: bf16 through AVX512_BF16 (VDPBF16PS)"),
+    (SAPPHIRE_RAPIDS, False, "bf16", "auto: bf16 through AMX-BF16 tiles (TDPBF16PS)"),
+])
+def test_amp_auto_on_a_cpu_follows_its_bf16_unit_and_the_accuracy_table(info, costs, amp, why, monkeypatch):
+    from bench.runner import config
+    monkeypatch.setattr(config, "BF16_COSTS_AUC", costs)
+    got, reason = config.auto_amp("cpu", info)
+    assert got == amp and reason.startswith(why)
+    assert config.auto_amp("cuda", info) == ("bf16", "auto: bf16 on cuda")
+
+
+def test_the_precision_asked_for_is_kept_and_said(monkeypatch):
+    from bench.runner import config
+    monkeypatch.setattr(config, "BF16_COSTS_AUC", False)
+    monkeypatch.setattr(config, "auto_amp", lambda device, info=None: ("bf16", "auto: bf16 through a test unit"))
+    assert (config.parse_config([]).amp, config.parse_config([]).amp_why) == ("bf16", "auto: bf16 through a test unit")
+    fp32 = config.parse_config(["--amp", "none"])  # the study's fp32, asked for
+    assert (fp32.amp, fp32.amp_why) == ("none", "asked: --amp none")
+    with pytest.raises(SystemExit):
+        config.parse_config(["--amp-why", "x"])  # internal, not a flag
+
+
+def test_the_verdict_weighs_the_auc_difference_against_the_seeds_spread():
+    from benchmarks.precision_accuracy import verdict
+    runs = lambda aucs: {s: {"test_auc": a} for s, a in zip((11, 12, 13), aucs)}  # noqa: E731
+    within, why = verdict({"fp32": runs([0.950, 0.946, 0.954]), "bf16": runs([0.948, 0.947, 0.951])})
+    assert not within and "within the seeds' spread" in why  # 0.0013 lower, spread 0.004
+    costs, why = verdict({"fp32": runs([0.950, 0.949, 0.951]), "bf16": runs([0.940, 0.941, 0.939])})
+    assert costs and "+0.0100" in why

@@ -18,7 +18,7 @@ from data.files import InputError, WriteError, check_input_file, replaced
 
 # Fields that may change between a run and its resumption without changing what is computed.
 _FREE = {"epochs", "out", "resume", "checkpoint", "save_model", "sweep_id", "system", "prefetch", "target_auc",
-         "stop_at_target", "mllog"}
+         "stop_at_target", "mllog", "amp_why"}
 
 
 def path_for(cfg: Config, world_size: int) -> str:

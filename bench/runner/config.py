@@ -64,8 +64,11 @@ class Config:
     device: str = _f("cpu", "where the model trains", choices=DEVICES)
     memory_format: str = _f("channels_last", "layout of images and feature maps (weights keep the default "
                                              "layout)", choices=MEMORY_FORMATS)
-    amp: str = _f("auto", "mixed precision: none (fp32), bf16 (autocast; cpu or cuda), fp16 (autocast with a "
-                          "GradScaler; cuda only), auto (bf16 on cuda, none on cpu)", choices=AMP + ("auto",))
+    amp: str = _f("auto", "mixed precision: none (fp32, the study's), bf16 (autocast; cpu or cuda), fp16 "
+                          "(autocast with a GradScaler; cuda only), auto (bf16 on cuda; on cpu bf16 where the CPU "
+                          "has a bf16 unit, AMX or AVX512_BF16, and docs/precision.md shows bf16 costs no AUC, "
+                          "else none)", choices=AMP + ("auto",))
+    amp_why: str = field(default="", metadata={"internal": True})  # how amp was chosen (resolve_auto), not a flag
     data_placement: str = _f("auto", "where the images of a step are made: host (a background thread, copied "
                                      "in), device (the run's events preloaded on the device as lit pixels, "
                                      "batches built there; bench/runner/device_data.py), auto (device on cuda, "
@@ -141,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS)  # so that only flags typed by the user override the preset
     for f in fields(Config):
         meta = f.metadata
+        if meta.get("internal"):
+            continue
         choices = meta.get("choices")
         shown = f" (choices: {', '.join(choices)}; default: {f.default})" if choices else f" (default: {f.default})"
         if meta.get("flag"):
@@ -164,12 +169,37 @@ def parse_config(argv: list[str] | None = None) -> Config:
     return resolve_auto(cfg)
 
 
+# docs/precision.md: bf16 against fp32 on the reference store, three seeds each. True while bf16's cost in
+# test AUC is not shown to be within the seeds' spread: ``--amp auto`` then keeps CPUs at fp32.
+BF16_COSTS_AUC = True
+
+
+def auto_amp(device: str, info: dict | None = None) -> tuple[str, str]:
+    """(amp, why) of ``--amp auto`` on ``device``: bf16 on cuda; on a CPU (``info``: /proc/cpuinfo's first
+    processor, read when None) bf16 where it has a bf16 unit (AMX tiles or AVX512_BF16) and
+    ``BF16_COSTS_AUC`` is False, else none (fp32)."""
+    if device == "cuda":
+        return "bf16", "auto: bf16 on cuda"
+    from bench.projection.ceilings import ceiling_unit
+    from bench.runner.environment import cpuinfo
+
+    unit = ceiling_unit(cpuinfo() if info is None else info, "bf16")
+    if unit.precision != "bf16":
+        return "none", "auto: fp32, this CPU has no bf16 unit (AMX or AVX512_BF16)"
+    if BF16_COSTS_AUC:
+        return "none", (f"auto: fp32; this CPU has {unit.name}, but bf16 is not shown to cost no AUC "
+                        "(docs/precision.md)")
+    return "bf16", f"auto: bf16 through {unit.name} (docs/precision.md: no AUC cost beyond the seeds' spread)"
+
+
 def resolve_auto(cfg: Config) -> Config:
-    """``auto`` choices made concrete for the device, so that the record says what ran."""
+    """``auto`` choices made concrete for the device, so that the record says what ran (and, in
+    ``amp_why``, how the precision was chosen)."""
     gpu = cfg.device == "cuda"
+    amp, why = auto_amp(cfg.device) if cfg.amp == "auto" else (cfg.amp, cfg.amp_why or f"asked: --amp {cfg.amp}")
     return dataclasses.replace(
         cfg,
-        amp=("bf16" if gpu else "none") if cfg.amp == "auto" else cfg.amp,
+        amp=amp, amp_why=why,
         compile=("on" if gpu else "off") if cfg.compile == "auto" else cfg.compile,
         data_placement=("device" if gpu else "host") if cfg.data_placement == "auto" else cfg.data_placement,
         bn_momentum=cfg.bn_momentum or models.default_bn_momentum(cfg.model))

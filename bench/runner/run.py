@@ -332,6 +332,7 @@ def build_record(state: RunState) -> dict:
         label=cfg.label,
         config=as_dict(cfg),
         precision=records.PRECISION_OF_AMP[cfg.amp],
+        precision_why=cfg.amp_why,
         backend=state.backend,
         world_size=world.size,
         nodes=world.nodes,
