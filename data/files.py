@@ -147,7 +147,7 @@ def _sync_directory(directory: Path) -> None:
 def replaced(path, mode: int | None = None):
     """``with replaced(path) as tmp: write(tmp)``: the writer writes the temporary file ``tmp`` (a Path
     beside ``path``, with its suffix); on leaving, it is flushed to disk and renamed over ``path`` (with
-    permission bits ``mode`` if given). Raises WriteError naming ``path`` when the writer or the rename
+    permission bits ``mode`` if given, else those of the file it replaces). Raises WriteError naming ``path`` when the writer or the rename
     fails with an OSError (or with an error whose cause is one, as h5py and matplotlib raise); the
     temporary file is then removed and ``path`` is as it was."""
     target = Path(path)
@@ -159,6 +159,8 @@ def replaced(path, mode: int | None = None):
             os.fsync(fd)
         finally:
             os.close(fd)
+        if mode is None and target.exists():  # a replaced file keeps its permission bits
+            mode = os.stat(target).st_mode & 0o7777
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, target)

@@ -236,3 +236,11 @@ def test_a_script_that_cannot_be_written_exits_2_and_keeps_the_old_one(tmp_path,
     assert make(["slurm", "--nodes", "1", "--walltime", "02:00:00", "--out-dir", str(tmp_path)]) == 2
     assert f"{script}: cannot be written (No space left on device)" in capsys.readouterr().err
     assert script.read_bytes() == before and sorted(tmp_path.iterdir()) == [script]
+
+
+def test_a_replaced_file_keeps_its_permission_bits(tmp_path):
+    path = tmp_path / "records-view.md"
+    path.write_text("old\n")
+    os.chmod(path, 0o600)
+    write_text(path, "new\n")
+    assert path.read_text() == "new\n" and os.stat(path).st_mode & 0o777 == 0o600
