@@ -117,3 +117,23 @@ def test_the_verdict_weighs_the_auc_difference_against_the_seeds_spread():
     assert not within and "within the seeds' spread" in why  # 0.0013 lower, spread 0.004
     costs, why = verdict({"fp32": runs([0.950, 0.949, 0.951]), "bf16": runs([0.940, 0.941, 0.939])})
     assert costs and "+0.0100" in why
+
+
+def test_todays_cpu_nodes_are_in_the_answer_like_for_like():
+    """bench.projection --published: each current CPU profile against each GPU, its comparison named; the
+    central node count is the compute-only count (GPU rate / node rate) or a little more for the allreduce."""
+    import math
+
+    from bench.projection import profiles, published
+    prof = profiles.load()
+    rows = published.current_cpu_table(prof)
+    assert {r["cluster"] for r in rows} == set(published.CURRENT_CPUS)
+    spr = next(r for r in rows if (r["cluster"], r["gpu"], r["image_size"]) == ("spr-2s-amx", "h100", 64))
+    assert spr["comparison"] == "like for like (bf16)" and prof.systems["spr-2s-amx"].precision == "bf16"
+    node_rate = prof.systems["spr-2s-amx"].achieved_tflops.central * 1e12 / prof.workloads["circpad-64"].flops_per_image
+    gpu_rate = prof.systems["h100"].images_per_s["circpad-64"].central
+    assert math.ceil(gpu_rate / node_rate) <= spr["nodes_central"] <= math.ceil(gpu_rate / node_rate) + 2
+    assert spr["nodes_low"] <= spr["nodes_central"] <= spr["nodes_high"]
+    fp32 = next(r for r in rows if (r["cluster"], r["gpu"]) == ("zen4-2s-fp32", "titan-rtx"))
+    assert fp32["comparison"] == "like for like (fp32)"
+    assert "current_cpus" in published.as_json(prof)

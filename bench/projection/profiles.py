@@ -25,6 +25,7 @@ from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).with_name("profiles.json")
 KINDS = ("cpu", "gpu")
+PRECISIONS = ("fp32", "bf16")
 POINT_KINDS = ("ratio", "efficiency", "images_per_s_per_node")
 
 
@@ -74,6 +75,7 @@ class System:
     peak_fp32_tflops: float | None
     achieved_tflops: Band | None
     images_per_s: dict = field(default_factory=dict)  # workload -> Band
+    precision: str = "fp32"  # of its training step: fp32 or bf16 (docs/precision.md)
 
 
 @dataclass
@@ -219,7 +221,8 @@ def _system(s: dict, key: str, sources: dict, networks: dict, stacks: dict, work
         rates[wk] = _band(band, f"{p}.images_per_s.{wk}", sources)
     if achieved is None and not rates:
         raise ProfileError(f"{p}.achieved_tflops", "missing (and no measured images_per_s)")
-    return System(str(_need(s, "name", p)), key, kind, net, stack, peak, achieved, rates)
+    precision = _check_choice(s.get("precision", "fp32"), PRECISIONS, f"{p}.precision")
+    return System(str(_need(s, "name", p)), key, kind, net, stack, peak, achieved, rates, precision)
 
 
 def _check_point(pt: dict, p: str, sources: dict, systems: dict, workloads: dict) -> None:

@@ -224,6 +224,37 @@ def crossover_table(prof: Profiles, gpus=GPUS, sizes=IMAGE_SIZES, cluster: str =
     return rows
 
 
+# Today's CPU nodes beside KNL (docs/precision.md, docs/projection.md): each at its precision.
+CURRENT_CPUS = ("spr-2s-amx", "zen4-2s-fp32", "zen4-2s-bf16")
+
+
+def comparison(cpu_precision: str, gpu_precision: str) -> str:
+    """How a CPU node and a GPU are compared: like for like when their precisions agree."""
+    if cpu_precision == gpu_precision:
+        return f"like for like ({cpu_precision})"
+    return f"{cpu_precision} CPU against {gpu_precision} GPU"
+
+
+def current_cpu_table(prof: Profiles, clusters=CURRENT_CPUS, gpus=GPUS, sizes=IMAGE_SIZES) -> list[dict]:
+    """[{cluster, precision, gpu, gpu_precision, comparison, image_size, nodes_low, nodes_central,
+    nodes_high}]: nodes of each current CPU profile that train an epoch as fast as one GPU (the KNL table's
+    method, ``crossover_nodes``, with the cluster's own profile), for every pair: ``comparison`` says whether
+    it is like for like (fp32 against fp32, bf16 against bf16); the bf16 CPU rows against the H100 (bf16) are
+    also best against best, each at its fastest precision."""
+    rows = []
+    for cluster in (c for c in clusters if c in prof.systems):
+        cpu = prof.systems[cluster]
+        for gpu in gpus:
+            for size in sizes:
+                w = f"circpad-{size}"
+                rows.append({"cluster": cluster, "precision": cpu.precision, "gpu": gpu,
+                             "gpu_precision": prof.systems[gpu].precision,
+                             "comparison": comparison(cpu.precision, prof.systems[gpu].precision), "image_size": size,
+                             **{f"nodes_{end}": crossover_nodes(prof, gpu, w, scenario_for(prof, gpu, end, cluster),
+                                                                cluster=cluster) for end in ("low", "central", "high")}})
+    return rows
+
+
 def ratio_table(prof: Profiles, nodes: int = 1024, gpus=GPUS, sizes=IMAGE_SIZES, cluster: str = CLUSTER) -> list[dict]:
     """[{gpu, image_size, low, central, high}]: one GPU's epoch / the cluster's at ``nodes`` nodes (low: the
     ends that favour the GPU; high: those that favour the cluster)."""
@@ -244,7 +275,7 @@ def ratio_table(prof: Profiles, nodes: int = 1024, gpus=GPUS, sizes=IMAGE_SIZES,
 def as_json(prof: Profiles) -> dict:
     """The ``--json`` document: published points, crossover and the 1024-node ratio."""
     return {"profiles": prof.path, "published": reproduce(prof), "crossover": crossover_table(prof),
-            "ratio_at_1024": ratio_table(prof),
+            "ratio_at_1024": ratio_table(prof), "current_cpus": current_cpu_table(prof),
             "not_expressed": prof.not_expressed}
 
 
@@ -279,6 +310,12 @@ def report_lines(prof: Profiles) -> list[str]:
     for r in crossover_table(prof):
         out.append(f"{r['gpu']:10s} {r['image_size']:4d} {_fmt(r['knl_nodes_low']):>10s} "
                    f"{_fmt(r['knl_nodes_central']):>8s} {_fmt(r['knl_nodes_high']):>8s}")
+    out += ["", ("## Projection: today's CPU nodes that train an epoch as fast as one GPU (each at its precision; "
+                 "sources in docs/projection.md)"),
+            f"{'CPU node':14s} {'GPU':10s} {'comparison':28s} {'px':>4s} {'nodes low':>10s} {'central':>8s} {'high':>8s}"]
+    for r in current_cpu_table(prof):
+        out.append(f"{r['cluster']:14s} {r['gpu']:10s} {r['comparison']:28s} {r['image_size']:4d} "
+                   f"{_fmt(r['nodes_low']):>10s} {_fmt(r['nodes_central']):>8s} {_fmt(r['nodes_high']):>8s}")
     out += ["", "## Projection: one GPU's epoch / 1024 Nurion KNL nodes' epoch",
             f"{'GPU':10s} {'px':>4s} {'low':>8s} {'central':>8s} {'high':>8s}"]
     for r in ratio_table(prof):
