@@ -12,6 +12,8 @@ reduction (gamma) term is left out everywhere: at these sizes the network domina
     binary tree          2 log2(p) (alpha + S / B)                   (reduce to a root, then broadcast)
     parameter server     2 alpha + 2 max(1, p / servers) * S / B     (each of ``servers`` PS tasks receives and
                                                                         sends p / servers shards of S)
+    placed PS            2 alpha + 2 max(p * L_max, S) / B            (whole variables placed round-robin: L_max
+                                                                        the busiest task's bytes)
 
 p that is not a power of two costs one more exchange step in the recursive algorithms (MPICH folds the extra
 ranks in first); log2 is rounded up.
@@ -65,6 +67,24 @@ def parameter_server_s(p: int, nbytes: float, alpha_s: float, bandwidth_Bps: flo
     """Push then pull of S bytes per worker through ``servers`` PS tasks on their own nodes: each server's
     link carries p / servers shards of S / servers in and out, which bounds the step."""
     return 2 * alpha_s + 2 * max(1.0, p / servers) * nbytes / bandwidth_Bps
+
+
+def placement_loads(tensor_bytes, servers: int) -> list[float]:
+    """Bytes each PS task holds when whole variables are placed on ``servers`` tasks round-robin in creation
+    order (TensorFlow's ``replica_device_setter`` default, ``_RoundRobinStrategy``): a variable is never split,
+    so the busiest task holds at least the largest tensor however many tasks there are."""
+    loads = [0.0] * max(1, servers)
+    for i, size in enumerate(tensor_bytes):
+        loads[i % len(loads)] += size
+    return loads
+
+
+def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bps: float, servers: int) -> float:
+    """One synchronous step's push and pull through PS tasks holding whole variables (``placement_loads``,
+    ``tensor_bytes`` in creation order): the busiest task's link carries p x its bytes in (push) and out (pull),
+    one after the other; each worker's own link carries its whole gradient in and out. The slower bounds."""
+    busiest = max(placement_loads(tensor_bytes, servers))
+    return 2 * alpha_s + 2 * max(p * busiest, sum(tensor_bytes)) / bandwidth_Bps
 
 
 COSTS = {"ring": ring_s, "recursive_doubling": recursive_doubling_s, "rabenseifner": rabenseifner_s,
@@ -141,15 +161,20 @@ class Exchange:
     intra: tuple[float, float] = (0.0, float("inf"))  # (alpha_s, B) inside a node
 
     def time_s(self, ranks: int, tensor_bytes) -> float:
-        """Seconds to average ``tensor_bytes`` (a list, in ready order) over ``ranks`` ranks."""
-        if ranks <= 1 and self.policy != "parameter_server":
+        """Seconds to average ``tensor_bytes`` (a list, in ready order) over ``ranks`` ranks. Parameter servers
+        hold whole variables (``placed_parameter_server_s``; ready order reversed is creation order)."""
+        if self.policy == "parameter_server":
+            return placed_parameter_server_s(ranks, list(reversed(list(tensor_bytes))), self.alpha_s,
+                                             self.bandwidth_Bps, self.servers)
+        if ranks <= 1:
             return 0.0
         total = 0.0
         for size in fusion_buckets(tensor_bytes, self.fusion_bytes):
-            total += self.cycle_s / 2 + self._one(ranks, size)
+            total += self.cycle_s / 2 + self.one_s(ranks, size)
         return total
 
-    def _one(self, ranks: int, nbytes: float) -> float:
+    def one_s(self, ranks: int, nbytes: float) -> float:
+        """One allreduce of ``nbytes`` (a fused buffer or a bucket) over ``ranks`` ranks."""
         local = min(self.ranks_per_node, ranks)
         if local > 1 and self.hierarchical:
             return hierarchical_s(max(1, ranks // local), local, nbytes, self.intra,

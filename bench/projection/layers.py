@@ -1,0 +1,105 @@
+"""Layer tables of the published points' networks: each weighted layer's parameter tensors and multiply-adds.
+
+Pure Python (no torch): the projection's overlap timeline (bench/projection/timeline.py) needs, for each
+gradient tensor, when backward produces it, and the parameter-server model needs how TensorFlow places whole
+variables on its PS tasks. Both follow from the layer shapes, which the papers give:
+
+    vgg16       Simonyan & Zisserman 2015, Table 1, configuration D: 13 3x3 convolutions and 3 dense layers;
+                138,357,544 parameters (Table 2: 138 M), 15.5e9 multiply-adds at 224x224
+    resnet50    He et al. 2016, Table 1: bottleneck blocks [3, 4, 6, 3]; 25,557,032 parameters,
+    resnet101   [3, 4, 23, 3]; 44,549,160 parameters (the stride on the 3x3 convolution, as torchvision
+                and TensorFlow's tf_cnn_benchmarks build them: 4.1e9 and 7.8e9 multiply-adds)
+
+``Layer.tensors`` lists a layer's parameter tensors (weight, then bias or the BatchNorm scale and shift) with
+their element counts; ``macs`` is its forward multiply-adds per image. A training step costs 3 x 2 x macs
+FLOPs per image (forward 2 macs; backward 4 macs: the input gradient and the weight gradient).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    tensors: tuple  # element counts of its parameter tensors, creation order
+    macs: float  # forward multiply-adds per image
+
+    @property
+    def params(self) -> int:
+        return sum(self.tensors)
+
+
+def _conv(name: str, cin: int, cout: int, k: int, out_hw: int, bias: bool = False, bn: bool = True) -> Layer:
+    tensors = (k * k * cin * cout,) + ((cout,) if bias else ()) + ((cout, cout) if bn else ())
+    return Layer(name, tensors, float(k * k * cin * cout * out_hw * out_hw))
+
+
+def _dense(name: str, fin: int, fout: int) -> Layer:
+    return Layer(name, (fin * fout, fout), float(fin * fout))
+
+
+def vgg16(classes: int = 1000) -> list[Layer]:
+    """VGG-16 (configuration D) at 224x224, forward order."""
+    layers, cin, hw = [], 3, 224
+    for stage, (width, convs) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), start=1):
+        for i in range(convs):
+            layers.append(_conv(f"conv{stage}_{i + 1}", cin, width, 3, hw, bias=True, bn=False))
+            cin = width
+        hw //= 2
+    return layers + [_dense("fc6", 512 * 7 * 7, 4096), _dense("fc7", 4096, 4096), _dense("fc8", 4096, classes)]
+
+
+def resnet(depth: int, classes: int = 1000) -> list[Layer]:
+    """ResNet-50 or ResNet-101 (bottleneck blocks, stride on the 3x3) at 224x224, forward order."""
+    blocks = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[depth]
+    layers = [_conv("conv1", 3, 64, 7, 112)]
+    cin, hw = 64, 56
+    for stage, (width, count) in enumerate(zip((64, 128, 256, 512), blocks), start=2):
+        for b in range(count):
+            stride = 2 if (b == 0 and stage > 2) else 1
+            out_hw = hw // stride
+            name = f"conv{stage}_{b + 1}"
+            layers += [_conv(f"{name}a", cin, width, 1, hw), _conv(f"{name}b", width, width, 3, out_hw),
+                       _conv(f"{name}c", width, 4 * width, 1, out_hw)]
+            if b == 0:
+                layers.append(_conv(f"{name}_proj", cin, 4 * width, 1, out_hw))
+            cin, hw = 4 * width, out_hw
+    return layers + [_dense("fc", cin, classes)]
+
+
+def circpad(image_size: int = 64, channels: int = 3) -> list[Layer]:
+    """The study's circular-padding CNN (models/circpad.py): four 3x3 convolutions (64, 128, 256, 256 wide,
+    with bias and BatchNorm; the first three each followed by a 2x2 max-pool), a 512-wide dense layer and one
+    output, forward order."""
+    layers, cin, hw = [], channels, image_size
+    for i, width in enumerate((64, 128, 256, 256)):
+        layers.append(_conv(f"conv{i + 1}", cin, width, 3, hw, bias=True))
+        cin, hw = width, (hw // 2 if i < 3 else hw)
+    return layers + [_dense("dense1", cin * hw * hw, 512), _dense("dense2", 512, 1)]
+
+
+NETWORKS = {"vgg16": vgg16, "circpad-64": lambda: circpad(64), "circpad-224": lambda: circpad(224), "resnet50": lambda: resnet(50), "resnet101": lambda: resnet(101)}
+
+
+def table(name: str) -> list[Layer]:
+    """The layer table of a workload in ``NETWORKS``; KeyError for another."""
+    return NETWORKS[name]()
+
+
+def totals(layers: list[Layer]) -> tuple[int, float]:
+    """(parameters, forward multiply-adds per image)."""
+    return sum(la.params for la in layers), sum(la.macs for la in layers)
+
+
+def backward_order(layers: list[Layer]) -> tuple[list[int], list[float]]:
+    """Gradient tensors in the order backward produces them (last layer first) and each one's share of the
+    backward FLOPs spent before it is ready, as (element counts, backward FLOPs per image attributed to the
+    tensor): a layer's tensors are ready together when its backward (4 x macs) ends, so its FLOPs go with its
+    first tensor and the others get 0."""
+    counts, flops = [], []
+    for la in reversed(layers):
+        for i, n in enumerate(la.tensors):
+            counts.append(n)
+            flops.append(4.0 * la.macs if i == 0 else 0.0)
+    return counts, flops
