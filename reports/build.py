@@ -86,16 +86,19 @@ def draw_and_write(args, frame, problems, rows, summary, ratios, warnings) -> Pa
 
 def projected_crossover() -> tuple[tuple, tuple] | None:
     """The KNL-against-one-GPU crossover and 1024-node ratio projected from published achieved rates
-    (bench.projection.published; torch-free), as (columns, table) pairs for the report."""
+    (bench.projection.published, its fits applied; torch-free), as (columns, table) pairs for the report, and
+    the model's coverage of the published points (``published.coverage``)."""
     import pandas as pd
 
     from bench.projection import profiles, published
-    prof = profiles.load()
+    raw = profiles.load()
+    prof = published.fitted(raw)
     crossover = pd.DataFrame(published.crossover_table(prof))
     ratio = pd.DataFrame(published.ratio_table(prof))
     if crossover.empty:
         return None
-    return ((tuple(crossover.columns), crossover.round(2)), (tuple(ratio.columns), ratio.round(2)))
+    cov = published.coverage(published.reproduce(raw))
+    return ((tuple(crossover.columns), crossover.round(2)), (tuple(ratio.columns), ratio.round(2)), cov)
 
 
 if __name__ == "__main__":

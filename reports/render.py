@@ -110,8 +110,16 @@ def _table_blocks(tables) -> list[tuple]:
     return blocks
 
 
-def _projection_blocks(crossover, ratio) -> list[tuple]:
-    """The projected KNL-against-one-GPU answer: the crossover table and the 1024-node ratio table."""
+def _projection_blocks(crossover, ratio, coverage=None) -> list[tuple]:
+    """The projected KNL-against-one-GPU answer: the crossover table, the 1024-node ratio table and, given
+    ``coverage`` (bench.projection.published.coverage), how well the model reproduces the published points."""
+    valid = [] if not coverage else [("p", (
+        f"The model against {coverage['points']} published scaling points (python -m bench.projection --published; "
+        f"docs/projection.md, 'Validation against published points'): within 25 % of {100 * coverage['out_of_sample']['within']:.0f} % of "
+        f"them out of sample (each projected with the fits redone without it; {100 * coverage['in_sample']['within']:.0f} % "
+        f"in sample); the bands cover {100 * coverage['out_of_sample']['covered']:.0f} % out of sample "
+        f"({100 * coverage['in_sample']['covered']:.0f} % in sample). The KNL rate is fitted to the study's own "
+        "25x, so the answer inherits it; docs/projection.md, 'Validation against published points', says what that leaves untested."))]
     return [("h2", "Projected: Nurion KNL nodes against one GPU"),
             ("p", "NOT MEASURED HERE: a projection of the performance model from published achieved training "
                   "rates and networks (python -m bench.projection --published; every figure and its source "
@@ -119,7 +127,7 @@ def _projection_blocks(crossover, ratio) -> list[tuple]:
                   "band from every assumption at the cluster's good end (low) to the GPU's (high):"),
             ("table", *crossover),
             ("p", "One GPU's epoch time over 1024 KNL nodes' (above 1: the cluster is faster):"),
-            ("table", *ratio)]
+            ("table", *ratio)] + valid
 
 
 def _physics_blocks(physics) -> list[tuple]:

@@ -156,7 +156,9 @@ def local_profile(cal: Calibration, threads: int) -> Profile:
 
 def knl_profile(cal: Calibration, prof, args) -> Profile:
     """The Nurion KNL node from the profile file: its published achieved rate (a FLOP/s band) over each
-    calibrated model's training FLOPs per image, and Omni-Path's latency and bandwidth (central)."""
+    calibrated model's training FLOPs per image, and Omni-Path's latency and bandwidth (central). The rate is
+    the fitted one (the study's 25x; bench/projection/published.py, ``fitted``), as in the published answer."""
+    prof = published.fitted(prof)
     knl = prof.systems["nurion-knl"]
     net = prof.networks[knl.network]
     rate = knl.achieved_tflops.pick(args.knl_band) * 1e12

@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.projection.timeline import SCHEDULES
+
 DEFAULT_PATH = Path(__file__).with_name("profiles.json")
 KINDS = ("cpu", "gpu")
 PRECISIONS = ("fp32", "bf16")
@@ -59,10 +61,22 @@ class Workload:
     bytes_per_param: int
     source: str
     confirmed: bool = True
+    layers: str = ""  # its layer table in bench/projection/layers.py, or "" (gradient ready evenly)
 
     def tensor_bytes(self, bytes_per_param: int | None = None) -> list[float]:
         per = bytes_per_param or self.bytes_per_param
         return [n * per for n in self.tensors]
+
+    def gradient_schedule(self) -> tuple[list[float], list[float]]:
+        """(bytes of each gradient tensor, backward FLOPs per image before it is ready), backward order: from
+        the network's layer table (bench/projection/layers.py) where it has one, else its gradient ready evenly
+        through backward (bench/projection/timeline.py, ``even``)."""
+        from bench.projection import layers, timeline
+
+        if self.layers:
+            counts, flops = layers.backward_order(layers.table(self.layers))
+            return [n * self.bytes_per_param for n in counts], flops
+        return timeline.even(self.params * self.bytes_per_param, 2.0 / 3.0 * self.flops_per_image)
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class Profiles:
     published: list  # raw dicts, checked
     path: str = ""
     not_expressed: list = field(default_factory=list)  # published points the model cannot express, and why
+    fits: list = field(default_factory=list)  # inputs fitted to published points (bench/projection/published.py)
 
 
 def _need(obj: dict, key: str, path: str):
@@ -158,7 +173,31 @@ def parse(data: dict, path: str = "") -> Profiles:
     for i, pt in enumerate(not_expressed):
         _need(pt, "why", f"not_expressed[{i}]")
         _source(pt, f"not_expressed[{i}]", sources)
-    return Profiles(sources, networks, stacks, systems, workloads, published, path, not_expressed)
+    fits = [_check_fit(f, f"fits[{i}]", systems, networks, stacks, published) for i, f in enumerate(data.get("fits", []))]
+    return Profiles(sources, networks, stacks, systems, workloads, published, path, not_expressed, fits)
+
+
+FIT_KINDS = {"rate": "systems", "bandwidth": "networks", "efficiency": "stacks"}
+
+
+def _check_fit(fit: dict, p: str, systems: dict, networks: dict, stacks: dict, published: list) -> dict:
+    """A fitted input: ``kind`` (rate, bandwidth, efficiency) of ``key`` (a system, network or stack) fitted to
+    the published ``points`` named; its band in the file is the prior (from sources that exclude them)."""
+    for k in ("name", "kind", "key", "points", "derived"):
+        _need(fit, k, p)
+    kind = _check_choice(fit["kind"], tuple(FIT_KINDS), f"{p}.kind")
+    table = {"rate": systems, "bandwidth": networks, "efficiency": stacks}[kind]
+    if fit["key"] not in table:
+        raise ProfileError(f"{p}.key", f"unknown {FIT_KINDS[kind][:-1]} {fit['key']!r}")
+    if kind == "rate" and systems[fit["key"]].achieved_tflops is None:
+        raise ProfileError(f"{p}.key", f"{fit['key']!r} has no achieved_tflops band to fit")
+    names = {pt["name"] for pt in published}
+    if not isinstance(fit["points"], list) or not fit["points"]:
+        raise ProfileError(f"{p}.points", "should list one or more published points")
+    for name in fit["points"]:
+        if name not in names:
+            raise ProfileError(f"{p}.points", f"unknown published point {name!r}")
+    return fit
 
 
 def _networks(raw: dict, sources: dict, policies) -> dict:
@@ -181,7 +220,12 @@ def _stacks(raw: dict, sources: dict, policies) -> dict:
                        "policy": (_check_choice(st["policy"], policies, f"{p}.policy") if "policy" in st else None),
                        "fusion_mb": _number(st.get("fusion_mb", 0), f"{p}.fusion_mb", positive=False),
                        "cycle_ms": _number(st.get("cycle_ms", 0), f"{p}.cycle_ms", positive=False),
-                       "servers": int(_number(st.get("servers", 1), f"{p}.servers"))}
+                       "servers": int(_number(st.get("servers", 1), f"{p}.servers")),
+                       "schedule": _check_choice(st.get("schedule", "horovod"), SCHEDULES, f"{p}.schedule"),
+                       "efficiency": (_band(st["efficiency"], f"{p}.efficiency", sources) if "efficiency" in st
+                                      else Band(1.0, 1.0, 1.0, "none", "the link's bandwidth as the network gives it"))}
+        if stacks[key]["efficiency"].high > 1:
+            raise ProfileError(f"{p}.efficiency.high", "an efficiency is a fraction of the link, at most 1")
         if stacks[key]["overlap"].high > 1:
             raise ProfileError(f"{p}.overlap.high", "an overlap is a fraction of backward, at most 1")
     return stacks
@@ -197,9 +241,18 @@ def _workloads(raw: dict, sources: dict) -> dict:
             tensors = [params]
         elif not isinstance(tensors, list) or sum(tensors) != params:
             raise ProfileError(f"{p}.tensors", f"should be a list of parameter counts summing to params ({params})")
+        table = w.get("layers", "")
+        if table:
+            from bench.projection import layers
+
+            if table not in layers.NETWORKS:
+                raise ProfileError(f"{p}.layers", f"no layer table {table!r}; choose from {', '.join(layers.NETWORKS)}")
+            total = layers.totals(layers.table(table))[0]
+            if abs(total - params) > 0.01 * params:
+                raise ProfileError(f"{p}.layers", f"the {table} table has {total} parameters, params says {params}")
         workloads[key] = Workload(key, _number(_need(w, "flops_per_image", p), f"{p}.flops_per_image"), params,
                                   tuple(tensors), int(_number(w.get("bytes_per_param", 4), f"{p}.bytes_per_param")),
-                                  _source(w, p, sources), bool(w.get("confirmed", True)))
+                                  _source(w, p, sources), bool(w.get("confirmed", True)), table)
     return workloads
 
 
@@ -238,6 +291,8 @@ def _check_point(pt: dict, p: str, sources: dict, systems: dict, workloads: dict
     if pt["workload"] not in workloads:
         raise ProfileError(f"{p}.workload", f"unknown workload {pt['workload']!r}")
     _number(pt["nodes"], f"{p}.nodes")
+    if "bound" in pt:
+        _check_choice(pt["bound"], ("lower",), f"{p}.bound")
     if "global_batch" not in pt and "batch_per_rank" not in pt:
         raise ProfileError(f"{p}.batch_per_rank", "missing (or global_batch)")
 
@@ -273,6 +328,8 @@ def markdown_table(prof: Profiles) -> str:
     for key, st in prof.stacks.items():
         if key != "single":
             lines.append(row(f"{st['name']}: overlap", st["overlap"], ""))
+        if st["efficiency"].source != "none":
+            lines.append(row(f"{st['name']}: link efficiency", st["efficiency"], ""))
     return "\n".join(lines)
 
 

@@ -21,11 +21,12 @@ input that favour the cluster (low) or the GPU (high).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from bench.projection import timeline
 from bench.projection.collectives import Exchange
 from bench.projection.model import BACKWARD_SHARE
-from bench.projection.profiles import Profiles
+from bench.projection.profiles import Band, ProfileError, Profiles
 
 CLUSTER = "nurion-knl"
 GPUS = ("titan-rtx", "h100")
@@ -43,13 +44,14 @@ class Setting:
     stack: str
     network: str
     ranks_per_node: int = 1
+    servers: int = 0  # parameter-server tasks when the point names them (0: the stack's)
 
 
 def setting_of(prof: Profiles, system: str, workload: str, point: dict | None = None) -> Setting:
     point = point or {}
     s = prof.systems[system]
     return Setting(system, workload, point.get("stack", s.stack), point.get("network", s.network),
-                   int(point.get("ranks_per_node", 1)))
+                   int(point.get("ranks_per_node", 1)), int(point.get("servers", 0)))
 
 
 def _pick(scenario: dict, kind: str, key: str) -> str:
@@ -68,21 +70,39 @@ def images_per_s(prof: Profiles, system: str, workload: str, scenario: dict) -> 
 
 def exchange(prof: Profiles, st: Setting, scenario: dict) -> Exchange:
     net, stack = prof.networks[st.network], prof.stacks[st.stack]
+    efficiency = stack["efficiency"].pick(_pick(scenario, "efficiency", st.stack)) * scenario.get(
+        ("scale", "efficiency", st.stack), 1.0)
     return Exchange(policy=stack["policy"] or net["allreduce"],
                     alpha_s=net["latency_us"].pick(_pick(scenario, "latency", st.network)) * 1e-6,
                     bandwidth_Bps=net["bandwidth_gbs"].pick(_pick(scenario, "bandwidth", st.network)) * 1e9
-                    * scenario.get(("scale", "bandwidth", st.network), 1.0),
+                    * scenario.get(("scale", "bandwidth", st.network), 1.0) * efficiency,
                     fusion_bytes=stack["fusion_mb"] * 2**20, cycle_s=stack["cycle_ms"] * 1e-3,
-                    servers=stack["servers"], ranks_per_node=st.ranks_per_node)
+                    servers=st.servers or stack["servers"], ranks_per_node=st.ranks_per_node)
+
+
+def exposed_s(prof: Profiles, st: Setting, ranks: int, compute_s: float, scenario: dict) -> float:
+    """The communication a step waits for after its backward pass (bench/projection/timeline.py): parameter
+    servers push and pull the placed variables (``overlap`` of backward at most); allreduce stacks run the
+    stack's schedule (Horovod's cycle and fusion, DDP's buckets, or one allreduce after backward) over the
+    workload's gradient tensors in backward order, and realise ``overlap`` of the ideal timeline's hiding."""
+    stack = prof.stacks[st.stack]
+    ex = exchange(prof, st, scenario)
+    overlap = stack["overlap"].pick(_pick(scenario, "overlap", st.stack))
+    backward = BACKWARD_SHARE * compute_s
+    sizes, flops = prof.workloads[st.workload].gradient_schedule()
+    if ex.policy == "parameter_server":
+        return max(0.0, ex.time_s(ranks, sizes) - overlap * backward)
+    if ranks <= 1:
+        return 0.0
+    return timeline.exposed_s(sizes, flops, backward, lambda n: ex.one_s(ranks, n), stack["schedule"],
+                              ex.fusion_bytes, ex.cycle_s, overlap)[0]
 
 
 def step_s(prof: Profiles, st: Setting, nodes: float, batch_per_rank: float, scenario: dict) -> float:
     """One training step at ``nodes`` nodes, ``batch_per_rank`` images per rank (all ranks in parallel)."""
     compute = batch_per_rank / images_per_s(prof, st.system, st.workload, scenario)
     ranks = max(1, round(nodes * st.ranks_per_node))
-    comm = exchange(prof, st, scenario).time_s(ranks, prof.workloads[st.workload].tensor_bytes())
-    overlap = prof.stacks[st.stack]["overlap"].pick(_pick(scenario, "overlap", st.stack))
-    return compute + max(0.0, comm - overlap * BACKWARD_SHARE * compute)
+    return compute + exposed_s(prof, st, ranks, compute, scenario)
 
 
 def strong_step_s(prof: Profiles, st: Setting, nodes: float, global_batch: int, scenario: dict) -> float:
@@ -105,7 +125,7 @@ def point_value(prof: Profiles, point: dict, scenario: dict) -> float:
             prof, st, nodes, g, scenario)
     b = point.get("batch_per_rank") or point["global_batch"] / (nodes * st.ranks_per_node)
     if point["kind"] == "efficiency":
-        one = Setting(st.system, st.workload, st.stack, st.network, 1)  # one rank, weak scaling
+        one = replace(st, ranks_per_node=1)  # one rank, weak scaling
         return step_s(prof, one, 1, b, scenario) / step_s(prof, st, nodes, b, scenario)
     return b * st.ranks_per_node / step_s(prof, st, nodes, b, scenario)  # images_per_s_per_node
 
@@ -117,6 +137,8 @@ def assumptions(prof: Profiles, point: dict) -> list[tuple[str, str]]:
     if point["kind"] == "ratio":
         keys.append(("rate", point["baseline"]))
     keys += [("latency", st.network), ("bandwidth", st.network), ("overlap", st.stack)]
+    if prof.stacks[st.stack]["efficiency"].source != "none":
+        keys.append(("efficiency", st.stack))
     return keys
 
 
@@ -124,44 +146,142 @@ def _band_of(prof: Profiles, kind: str, key: str, workload: str):
     if kind == "rate":
         s = prof.systems[key]
         return s.images_per_s.get(workload) or s.achieved_tflops
-    if kind == "overlap":
-        return prof.stacks[key]["overlap"]
+    if kind in ("overlap", "efficiency"):
+        return prof.stacks[key][kind]
     return prof.networks[key]["latency_us" if kind == "latency" else "bandwidth_gbs"]
 
 
+def evaluate(prof: Profiles, point: dict) -> dict:
+    """One published point under ``prof`` (fits already applied): the central projection, its relative error,
+    the range over all bands, whether that range covers the published value, the dominant assumption, the
+    unconfirmed inputs and the factor on each rate or bandwidth that would match."""
+    measured = point["measured"]["value"]
+    projected = point_value(prof, point, {})
+    keys = assumptions(prof, point)
+    swings = []
+    for kind, key in keys:
+        lo = point_value(prof, point, {(kind, key): "low"})
+        hi = point_value(prof, point, {(kind, key): "high"})
+        swings.append((abs(hi - lo), kind, key, lo, hi))
+    _, kind, key, lo, hi = max(swings)
+    ends = [point_value(prof, point, {k: w for k in keys}) for w in ("low", "high")]
+    rng = [min(ends + [lo, hi]), max(ends + [lo, hi])]
+    unconfirmed = [f"{k}:{n}" for k, n in keys if not _band_of(prof, k, n, point["workload"]).confirmed]
+    if not prof.workloads[point["workload"]].confirmed:
+        unconfirmed.append(f"workload:{point['workload']}")
+    needed = {f"{k} of {n}": needed_scale(prof, point, k, n) for k, n in keys if k in ("rate", "bandwidth")}
+    return {"projected": projected, "rel_error": rel_error(point, projected), "projected_range": rng,
+            "covered": covers(point, rng),
+            "dominant_assumption": f"{kind} of {key}", "dominant_range": [lo, hi],
+            "unconfirmed_inputs": unconfirmed, "scale_to_match": needed}
+
+
+def rel_error(point: dict, projected: float) -> float:
+    """(projected - published) / published; for a published lower bound (``"bound": "lower"``, e.g. '> 80 %')
+    0 when the projection is at or above it."""
+    measured = point["measured"]["value"]
+    if point.get("bound") == "lower" and projected >= measured:
+        return 0.0
+    return (projected - measured) / measured
+
+
+def covers(point: dict, rng: list[float]) -> bool:
+    """Whether the range of all bands holds the published value (a lower bound: reaches it)."""
+    m = point["measured"]["value"]
+    if point.get("bound") == "lower":
+        return rng[1] * (1 + 1e-9) >= m
+    return rng[0] * (1 - 1e-9) <= m <= rng[1] * (1 + 1e-9)
+
+
 def reproduce(prof: Profiles) -> list[dict]:
-    """Every published point: measured, projected (central), relative error, the projected range over all
-    bands, and the assumption whose band moves the projection most (with the range it alone gives)."""
+    """Every published point, in sample (every fit of the profile file applied, ``fitted(prof)``) and out of
+    sample (the fits refitted without the point: ``fitted(prof, exclude={point})``; a fit left with no point
+    keeps its prior band). ``prof`` is the file as loaded, before any fit."""
+    inside = fitted(prof)
     rows = []
     for point in prof.published:
-        measured = point["measured"]["value"]
-        projected = point_value(prof, point, {})
-        keys = assumptions(prof, point)
-        swings = []
-        for kind, key in keys:
-            lo = point_value(prof, point, {(kind, key): "low"})
-            hi = point_value(prof, point, {(kind, key): "high"})
-            swings.append((abs(hi - lo), kind, key, lo, hi))
-        _, kind, key, lo, hi = max(swings)
-        ends = [point_value(prof, point, {k: w for k in keys}) for w in ("low", "high")]
-        unconfirmed = [f"{k}:{n}" for k, n in keys if not _band_of(prof, k, n, point["workload"]).confirmed]
-        if not prof.workloads[point["workload"]].confirmed:
-            unconfirmed.append(f"workload:{point['workload']}")
-        needed = {f"{k} of {n}": needed_scale(prof, point, k, n) for k, n in keys if k in ("rate", "bandwidth")}
-        rows.append({"name": point["name"], "source": point["measured"]["source"], "kind": point["kind"],
-                     "measured": measured, "projected": projected, "rel_error": (projected - measured) / measured,
-                     "projected_range": [min(ends + [lo, hi]), max(ends + [lo, hi])],
-                     "dominant_assumption": f"{kind} of {key}", "dominant_range": [lo, hi],
-                     "unconfirmed_inputs": unconfirmed, "note": point.get("note", ""),
-                     "scale_to_match": needed})
+        uses = [f["name"] for f in prof.fits if point["name"] in f["points"]]
+        row = {"name": point["name"], "source": point["measured"]["source"], "kind": point["kind"],
+               "measured": point["measured"]["value"], **evaluate(inside, point), "note": point.get("note", ""),
+               "fitted_to_it": uses}
+        out = evaluate(fitted(prof, exclude={point["name"]}), point) if uses else row
+        row["out_of_sample"] = {k: out[k] for k in ("projected", "rel_error", "projected_range", "covered")}
+        rows.append(row)
     return rows
 
 
-def needed_scale(prof: Profiles, point: dict, kind: str, key: str) -> float | None:
-    """The factor on one input (a rate or a bandwidth, the rest central) at which the model gives the
-    published value; None when no factor in [1e-3, 1e3] does (the point does not depend on it enough)."""
+def coverage(rows: list[dict], tolerance: float = 0.25) -> dict:
+    """{points, in_sample: {covered, within}, out_of_sample: {covered, within}}: the fraction of published
+    values inside the range of all bands, and within ``tolerance`` of the central projection."""
+    def frac(sel):
+        return sum(1 for r in rows if sel(r)) / len(rows) if rows else float("nan")
+    return {"points": len(rows), "tolerance": tolerance,
+            "in_sample": {"covered": frac(lambda r: r["covered"]),
+                          "within": frac(lambda r: abs(r["rel_error"]) <= tolerance)},
+            "out_of_sample": {"covered": frac(lambda r: r["out_of_sample"]["covered"]),
+                              "within": frac(lambda r: abs(r["out_of_sample"]["rel_error"]) <= tolerance)}}
+
+
+# --- fits: inputs taken from published points, refitted without each point ----------------------------------
+def _input_band(prof: Profiles, kind: str, key: str):
+    if kind == "rate":
+        return prof.systems[key].achieved_tflops
+    if kind == "bandwidth":
+        return prof.networks[key]["bandwidth_gbs"]
+    return prof.stacks[key]["efficiency"]
+
+
+def _with_band(prof: Profiles, kind: str, key: str, band) -> Profiles:
+    if kind == "rate":
+        return replace(prof, systems={**prof.systems, key: replace(prof.systems[key], achieved_tflops=band)})
+    if kind == "bandwidth":
+        return replace(prof, networks={**prof.networks, key: {**prof.networks[key], "bandwidth_gbs": band}})
+    return replace(prof, stacks={**prof.stacks, key: {**prof.stacks[key], "efficiency": band}})
+
+
+def fit_band(prof: Profiles, fit: dict, points: list[dict]):
+    """The band of ``fit``'s input that reproduces ``points``: the factor on its prior's central value that
+    matches each point with the point's other inputs central (geometric mean over the points: the central
+    value; a published lower bound counts there only when the fit has no other point), and with them all at
+    their low or all at their high ends (the extremes: low and high). Raises
+    ProfileError when no factor in [1e-3, 1e3] reaches a point."""
+    kind, key = fit["kind"], fit["key"]
+    prior = _input_band(prof, kind, key)
+    centrals, ends = [], []
+    for pt in points:
+        others = [k for k in assumptions(prof, pt) if k != (kind, key)]
+        c = needed_scale(prof, pt, kind, key)
+        if c is None:
+            raise ProfileError(f"fits.{fit['name']}", f"no factor on {kind} of {key} reproduces {pt['name']}")
+        centrals.append(c)
+        ends += [e for w in ("low", "high") if (e := needed_scale(prof, pt, kind, key, {o: w for o in others}))]
+    exact = [c for c, pt in zip(centrals, points) if pt.get("bound") != "lower"] or centrals  # a bound only
+    central = math.exp(sum(math.log(c) for c in exact) / len(exact))  # sets the centre when nothing else does
+    lo, hi = min(ends + centrals), max(ends + centrals)
+    cap = 1.0 / prior.central if kind == "efficiency" else math.inf  # an efficiency stays at most 1
+    lo, central, hi = (prior.central * min(x, cap) for x in (lo, central, hi))
+    return Band(lo, central, hi, prior.source, f"fitted to {', '.join(p['name'] for p in points)}: {fit['derived']}",
+                prior.confirmed)
+
+
+def fitted(prof: Profiles, exclude=frozenset()) -> Profiles:
+    """``prof`` with every fit applied in file order, each to its points less ``exclude``; a fit left with no
+    point keeps its prior band (the file's)."""
+    out = prof
+    for fit in prof.fits:
+        points = [p for p in prof.published if p["name"] in fit["points"] and p["name"] not in exclude]
+        if points:
+            out = _with_band(out, fit["kind"], fit["key"], fit_band(out, fit, points))
+    return out
+
+
+def needed_scale(prof: Profiles, point: dict, kind: str, key: str, base: dict | None = None) -> float | None:
+    """The factor on one input (a rate, a bandwidth or a stack's link efficiency; the rest central, or as
+    ``base`` picks them) at which the model gives the published value; None when no factor in [1e-3, 1e3]
+    does (the point does not depend on it enough)."""
     measured = point["measured"]["value"]
-    f = lambda x: point_value(prof, point, {("scale", kind, key): x}) - measured
+    base = base or {}
+    f = lambda x: point_value(prof, point, {**base, ("scale", kind, key): x}) - measured  # a bound: its value
     lo, hi = 1e-3, 1e3
     flo, fhi = f(lo), f(hi)
     if flo == 0 or fhi == 0 or (flo > 0) == (fhi > 0):
@@ -273,9 +393,13 @@ def ratio_table(prof: Profiles, nodes: int = 1024, gpus=GPUS, sizes=IMAGE_SIZES,
 
 
 def as_json(prof: Profiles) -> dict:
-    """The ``--json`` document: published points, crossover and the 1024-node ratio."""
-    return {"profiles": prof.path, "published": reproduce(prof), "crossover": crossover_table(prof),
-            "ratio_at_1024": ratio_table(prof), "current_cpus": current_cpu_table(prof),
+    """The ``--json`` document: published points (in and out of sample), coverage, the fits, and the
+    crossover, current-CPU and 1024-node tables from the fitted profiles. ``prof`` as loaded."""
+    rows, fp = reproduce(prof), fitted(prof)
+    fits = [{**f, "band": vars(_input_band(fp, f["kind"], f["key"])),
+             "prior": vars(_input_band(prof, f["kind"], f["key"]))} for f in prof.fits]
+    return {"profiles": prof.path, "published": rows, "coverage": coverage(rows), "fits": fits,
+            "crossover": crossover_table(fp), "ratio_at_1024": ratio_table(fp), "current_cpus": current_cpu_table(fp),
             "not_expressed": prof.not_expressed}
 
 
@@ -285,24 +409,40 @@ def _fmt(x) -> str:
     return f"{x:.3g}" if isinstance(x, float) and not math.isnan(x) else str(x)
 
 
-def report_lines(prof: Profiles) -> list[str]:
-    """The text of ``python -m bench.projection --published``."""
-    out = [f"## Published points reproduced from {prof.path} (measured = published; projected = this model)",
-           (f"{'point':34s} {'published':>10s} {'projected':>10s} {'error':>8s} {'range of all bands':>19s}  "
-            "dominant assumption (its range)")]
-    for r in reproduce(prof):
+def _published_lines(prof: Profiles) -> list[str]:
+    rows = reproduce(prof)
+    out = [f"## Published points reproduced from {prof.path} (measured = published; projected = this model; "
+           "in sample: every fit applied; out of sample: the fits redone without the point)",
+           (f"{'point':34s} {'published':>9s} {'in sample':>9s} {'error':>6s} {'out of sample':>13s} {'error':>6s} "
+            f"{'range of all bands (oos)':>24s}  dominant assumption (its range)")]
+    for r in rows:
+        o = r["out_of_sample"]
         flag = "  [unconfirmed inputs: " + ", ".join(r["unconfirmed_inputs"]) + "]" if r["unconfirmed_inputs"] else ""
-        lo, hi = r["projected_range"]
+        lo, hi = o["projected_range"]
         dlo, dhi = r["dominant_range"]
-        out.append(f"{r['name']:34s} {_fmt(r['measured']):>10s} {_fmt(r['projected']):>10s} "
-                   f"{100 * r['rel_error']:+7.0f}% {_fmt(lo):>9s}-{_fmt(hi):<9s}  {r['dominant_assumption']} "
-                   f"({_fmt(dlo)}-{_fmt(dhi)}){flag}")
-        if abs(r["rel_error"]) > 0.25:
+        cover = "" if o["covered"] else " !"
+        out.append(f"{r['name']:34s} {_fmt(r['measured']):>9s} {_fmt(r['projected']):>9s} {100 * r['rel_error']:+5.0f}% "
+                   f"{_fmt(o['projected']):>13s} {100 * o['rel_error']:+5.0f}% {_fmt(lo):>11s}-{_fmt(hi):<10s}{cover:2s} "
+                   f"{r['dominant_assumption']} ({_fmt(dlo)}-{_fmt(dhi)}){flag}")
+        if r["fitted_to_it"]:
+            out.append(f"{'':34s} in-sample fits to it: {', '.join(r['fitted_to_it'])}")
+        if abs(o["rel_error"]) > 0.25:
             fixes = [f"{k} x {v:.2g}" for k, v in r["scale_to_match"].items() if v is not None]
-            out.append(f"{'':34s} off by more than 25 %; the published value needs "
+            out.append(f"{'':34s} off by more than 25 % out of sample; the published value needs (in sample) "
                        + (" or ".join(fixes) if fixes else "a change no rate or bandwidth alone gives"))
+    c = coverage(rows)
+    out.append(f"coverage of {c['points']} points: range of all bands covers {100 * c['in_sample']['covered']:.0f} % in "
+               f"sample, {100 * c['out_of_sample']['covered']:.0f} % out of sample (! = not covered); within 25 %: "
+               f"{100 * c['in_sample']['within']:.0f} % in sample, {100 * c['out_of_sample']['within']:.0f} % out of sample")
     for p in prof.not_expressed:
         out.append(f"{p['name']:34s} not expressed: {p['why']}")
+    return out
+
+
+def report_lines(prof: Profiles) -> list[str]:
+    """The text of ``python -m bench.projection --published`` (``prof`` as loaded; the tables use its fits)."""
+    out = _published_lines(prof)
+    prof = fitted(prof)
     out += ["", ("## Projection (no KNL or GPU run of this harness): Nurion KNL nodes that train an epoch as fast "
                  "as one GPU (circpad, global batch 32768; low = every band at the cluster's good end, high = the "
                  "GPU's)"),

@@ -1,0 +1,217 @@
+"""Spec: the projection's mechanisms on hand-computed cases and its out-of-sample validation.
+
+* layer tables (bench/projection/layers.py) give the networks' published parameter counts and multiply-adds,
+  and the circpad table is the registered model's;
+* the overlap timeline (bench/projection/timeline.py): when each gradient is ready, Horovod's cycle and
+  fusion, DDP-style buckets, one allreduce after backward, and the realised fraction of the ideal hiding;
+* parameter servers holding whole variables (round-robin placement): the busiest task bounds the step;
+* fits (profiles.json ``fits``): in sample a fitted input reproduces its points; out of sample the fit is
+  redone without the point, and a fit left with no point keeps its prior; a published lower bound counts as
+  met when the projection is above it; coverage is the fraction of published values inside the bands;
+* ``--published --json`` carries both errors and the coverage.
+"""
+import json
+import math
+
+import pytest
+
+from bench.projection import cli, layers, profiles, published, timeline
+from bench.projection import collectives as co
+
+
+# --- layer tables -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, params, gmacs", [
+    ("vgg16", 138_357_544, 15.47),  # Simonyan & Zisserman Table 2: 138 M; 15.5e9 multiply-adds
+    ("resnet50", 25_557_032, 4.09),  # He et al. Table 1: 3.8e9 (stride on the 1x1); 4.1e9 with it on the 3x3
+    ("resnet101", 44_549_160, 7.80),
+])
+def test_layer_tables_give_the_published_totals(name, params, gmacs):
+    p, macs = layers.totals(layers.table(name))
+    assert p == params
+    assert macs / 1e9 == pytest.approx(gmacs, abs=0.01)
+
+
+def test_circpad_layer_table_is_the_registered_model():
+    import models
+    for px in (64, 224):
+        net = models.get_model("circpad", image_size=px)
+        p, macs = layers.totals(layers.table(f"circpad-{px}"))
+        assert p == models.count_parameters(net)
+    # torch's FLOP counter: 6 x multiply-adds less the first convolution's input gradient (2 x its macs)
+    first = layers.table("circpad-64")[0].macs
+    assert 6 * layers.totals(layers.table("circpad-64"))[1] - 2 * first == pytest.approx(
+        profiles.load().workloads["circpad-64"].flops_per_image)
+
+
+def test_backward_order_puts_the_last_layer_first_with_its_flops():
+    counts, flops = layers.backward_order(layers.table("vgg16"))
+    assert counts[:2] == [4096 * 1000, 1000]  # fc8 weight, then its bias
+    assert flops[0] == 4 * 4096 * 1000 and flops[1] == 0.0
+    assert sum(counts) == 138_357_544
+
+
+def test_a_layer_table_that_disagrees_with_params_is_refused():
+    data = json.loads(profiles.DEFAULT_PATH.read_text())
+    data["workloads"]["resnet50"]["params"] = 10_000_000
+    with pytest.raises(profiles.ProfileError) as err:
+        profiles.parse(data)
+    assert err.value.path == "workloads.resnet50.layers"
+
+
+# --- the overlap timeline -----------------------------------------------------------------------------------
+COST = lambda nbytes: nbytes * 1e-9  # 1 GB/s, no latency: 0.3e9 bytes take 0.3 s
+
+
+def test_ready_times_follow_the_backward_flops():
+    assert timeline.ready_times([1.0, 1.0, 2.0], 2.0) == pytest.approx([0.5, 1.0, 2.0])
+
+
+def test_buckets_start_when_ready_and_the_tail_is_exposed():
+    # backward 1 s; tensors ready at 0.5 s and 1 s, 0.3 s each: 0.5-0.8, then 1.0-1.3: 0.3 s exposed
+    exposed, busy = timeline.exposed_s([0.3e9, 0.3e9], [1.0, 1.0], 1.0, COST, "buckets", fusion_bytes=0)
+    assert (exposed, busy) == pytest.approx((0.3, 0.6))
+    # one bucket big enough for both: it waits for the second tensor, 1.0-1.6
+    assert timeline.exposed_s([0.3e9, 0.3e9], [1.0, 1.0], 1.0, COST, "buckets", fusion_bytes=1e9)[0] == pytest.approx(0.6)
+
+
+def test_horovod_waits_for_its_cycle_and_fuses_what_is_ready():
+    # cycle 0.4 s: ticks at 0.4 (nothing ready), 0.8 (the first), 1.2 (the second): 0.8-1.1, 1.2-1.5
+    assert timeline.exposed_s([0.3e9, 0.3e9], [1.0, 1.0], 1.0, COST, "horovod", cycle_s=0.4)[0] == pytest.approx(0.5)
+    # ready at 0.25 and 0.5, cycle 0.6: both taken at 0.6 and fused into one 0.6 s buffer: 0.6-1.2
+    assert timeline.exposed_s([0.3e9, 0.3e9], [1.0, 1.0], 0.5, COST, "horovod", fusion_bytes=1e9,
+                              cycle_s=0.6)[0] == pytest.approx(0.7)
+
+
+def test_after_backward_hides_nothing_and_realised_scales_the_hidden_part():
+    assert timeline.exposed_s([0.3e9, 0.3e9], [1.0, 1.0], 1.0, COST, "after")[0] == pytest.approx(0.6)
+    # buckets case: ideal 0.3 exposed, 0.3 hidden; half realised: 0.3 + 0.5 x 0.3
+    assert timeline.exposed_s([0.3e9, 0.3e9], [1.0, 1.0], 1.0, COST, "buckets",
+                              realised=0.5)[0] == pytest.approx(0.45)
+    assert timeline.exposed_s([0.3e9, 0.3e9], [1.0, 1.0], 1.0, COST, "buckets", realised=0.0)[0] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"schedule": "nccl"}, "unknown schedule"), ({"realised": 1.5}, "realised"), ({"flops": [1.0]}, "length")])
+def test_timeline_refuses_bad_arguments(kwargs, word):
+    args = {"sizes": [1.0, 1.0], "flops": [1.0, 1.0], "backward_s": 1.0, "cost": COST, **kwargs}
+    with pytest.raises(ValueError, match=word):
+        timeline.exposed_s(**args)
+
+
+def test_a_workload_without_layers_is_ready_evenly():
+    sizes, flops = timeline.even(64e6, 2e9, slices=4)
+    assert sizes == [16e6] * 4 and flops == [0.5e9] * 4
+
+
+# --- parameter servers --------------------------------------------------------------------------------------
+def test_round_robin_placement_and_the_busiest_server():
+    assert co.placement_loads([5, 1, 1, 1], 2) == [6, 2]
+    # 4 workers, 2 servers, 1 GB/s: the busiest holds 6 MB, 4 x 6 MB in and out = 48 ms > a worker's 2 x 8 MB
+    assert co.placed_parameter_server_s(4, [5e6, 1e6, 1e6, 1e6], 0.0, 1e9, 2) == pytest.approx(0.048)
+    # one worker: its own link (2 x 8 MB) bounds
+    assert co.placed_parameter_server_s(1, [5e6, 1e6, 1e6, 1e6], 0.0, 1e9, 2) == pytest.approx(0.016)
+    # more servers than tensors cannot split the largest one
+    assert max(co.placement_loads([5, 1, 1, 1], 64)) == 5
+
+
+def test_resnet50_busiest_ps_task_holds_its_largest_variable_whatever_the_count():
+    tensors = [n for la in layers.table("resnet50") for n in la.tensors]
+    assert max(co.placement_loads(tensors, 64)) >= 3 * 3 * 512 * 512
+    assert max(co.placement_loads(tensors, 64)) > 5 * sum(tensors) / 64  # far from balanced
+
+
+# --- fits and out-of-sample validation ----------------------------------------------------------------------
+def toy(fit_points=("p1",), bound=False) -> profiles.Profiles:
+    """A cluster and a GPU on a free network; two published ratios of one GPU's epoch to 100 nodes' epoch.
+    With the cluster at r TFLOP/s and the GPU at 10, the ratio is 100 r / 10 = 10 r. p1 says 20 (r = 2),
+    p2 says 40 (r = 4). The cluster's prior band is 0.5 / 1 / 1.5."""
+    band = lambda lo, c, hi: {"low": lo, "central": c, "high": hi, "source": "s"}
+    net = {"name": "n", "allreduce": "ring", "latency_us": band(1e-9, 1e-9, 1e-9), "bandwidth_gbs": band(1e9, 1e9, 1e9)}
+    point = lambda name, v: {"name": name, "kind": "ratio", "system": "c", "baseline": "g", "workload": "w",
+                             "nodes": 100, "global_batch": 1000, "measured": {"value": v, "source": "s"}}
+    pts = [point("p1", 20.0), point("p2", 40.0)]
+    if bound:
+        pts[1]["bound"] = "lower"
+    return profiles.parse({
+        "sources": {"s": "a test"}, "networks": {"n": net},
+        "stacks": {"h": {"name": "h", "overlap": band(0, 0, 0)}},
+        "workloads": {"w": {"flops_per_image": 1e9, "params": 1000, "source": "s"}},
+        "systems": {"c": {"name": "c", "kind": "cpu", "network": "n", "stack": "h", "achieved_tflops": band(0.5, 1.0, 1.5)},
+                    "g": {"name": "g", "kind": "gpu", "network": "n", "stack": "h", "achieved_tflops": band(10, 10, 10)}},
+        "published": pts,
+        "fits": [{"name": "c-rate", "kind": "rate", "key": "c", "points": list(fit_points), "derived": "test"}]})
+
+
+def test_a_fit_reproduces_its_point_in_sample_and_out_of_sample_keeps_the_prior():
+    prof = toy(("p1",))
+    assert published.fitted(prof).systems["c"].achieved_tflops.central == pytest.approx(2.0, rel=1e-6)
+    rows = {r["name"]: r for r in published.reproduce(prof)}
+    assert rows["p1"]["projected"] == pytest.approx(20.0, rel=1e-6)
+    assert rows["p1"]["fitted_to_it"] == ["c-rate"]
+    assert rows["p1"]["out_of_sample"]["projected"] == pytest.approx(10.0, rel=1e-6)  # prior r = 1
+    assert rows["p1"]["out_of_sample"]["rel_error"] == pytest.approx(-0.5)
+    # p2 is not a fit point: in sample (r = 2) and out of sample alike, 20 against 40
+    assert rows["p2"]["projected"] == rows["p2"]["out_of_sample"]["projected"] == pytest.approx(20.0, rel=1e-6)
+
+
+def test_leave_one_out_refits_from_the_other_points():
+    prof = toy(("p1", "p2"))
+    # in sample: geometric mean of 2 and 4; out of sample each is fitted to the other alone
+    assert published.fitted(prof).systems["c"].achieved_tflops.central == pytest.approx(math.sqrt(8), rel=1e-6)
+    rows = {r["name"]: r for r in published.reproduce(prof)}
+    assert rows["p1"]["out_of_sample"]["projected"] == pytest.approx(40.0, rel=1e-6)
+    assert rows["p2"]["out_of_sample"]["projected"] == pytest.approx(20.0, rel=1e-6)
+    cov = published.coverage(list(rows.values()))
+    assert cov["points"] == 2 and cov["out_of_sample"]["within"] == 0.0
+
+
+def test_a_lower_bound_is_met_above_it_and_sets_no_centre():
+    prof = toy(("p1", "p2"), bound=True)  # p2: '> 40'
+    assert published.fitted(prof).systems["c"].achieved_tflops.central == pytest.approx(2.0, rel=1e-6)
+    rows = {r["name"]: r for r in published.reproduce(prof)}
+    assert rows["p2"]["rel_error"] == pytest.approx(-0.5)  # 20 is below the bound
+    assert published.rel_error({"bound": "lower", "measured": {"value": 40.0}}, 50.0) == 0.0
+    assert published.covers({"bound": "lower", "measured": {"value": 40.0}}, [10.0, 45.0])
+    assert not published.covers({"measured": {"value": 40.0}}, [10.0, 39.0])
+
+
+@pytest.mark.parametrize("edit, path", [
+    (lambda f: f.update(points=["nowhere"]), "fits[0].points"),
+    (lambda f: f.update(kind="latency"), "fits[0].kind"),
+    (lambda f: f.update(key="gpu9"), "fits[0].key"),
+    (lambda f: f.pop("derived"), "fits[0].derived"),
+])
+def test_bad_fits_are_named(edit, path):
+    data = json.loads(profiles.DEFAULT_PATH.read_text())
+    edit(data["fits"][0])
+    with pytest.raises(profiles.ProfileError) as err:
+        profiles.parse(data)
+    assert err.value.path == path
+
+
+def test_the_package_file_fits_are_not_their_own_evidence():
+    """Every fitted input's prior (the file's band) is from sources other than its fit points' sources."""
+    prof = profiles.load()
+    by_name = {p["name"]: p for p in prof.published}
+    for fit in prof.fits:
+        prior = published._input_band(prof, fit["kind"], fit["key"])
+        for name in fit["points"]:
+            assert by_name[name]["measured"]["source"] not in prior.source.split("+"), (fit["name"], name)
+
+
+def test_published_json_carries_both_errors_and_the_coverage(tmp_path):
+    out = tmp_path / "p.json"
+    assert cli.main(["--published", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["coverage"]) == {"points", "tolerance", "in_sample", "out_of_sample"}
+    assert doc["coverage"]["points"] == len(doc["published"]) >= 10
+    covered = sum(p["out_of_sample"]["covered"] for p in doc["published"]) / len(doc["published"])
+    assert doc["coverage"]["out_of_sample"]["covered"] == pytest.approx(covered)
+    for p in doc["published"]:
+        o = p["out_of_sample"]
+        assert {"projected", "rel_error", "projected_range", "covered"} <= set(o)
+        if not p["fitted_to_it"]:
+            assert o["projected"] == p["projected"]
+    kim = next(p for p in doc["published"] if p["name"] == "kim-1024-knl-vs-titan-rtx")
+    assert kim["fitted_to_it"] == ["nurion-knl-rate"] and abs(kim["rel_error"]) < 0.01
+    assert {f["name"] for f in doc["fits"]} == {"nurion-knl-rate", "grpc-efficiency"}
