@@ -41,18 +41,32 @@ def verdict(runs: dict[str, dict[int, dict]]) -> tuple[bool, str]:
                    + ("bf16 costs AUC beyond the seeds' spread" if costs else "within the seeds' spread"))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("records", nargs="+", help="records of scripts/precision_accuracy.sh")
-    args = ap.parse_args()
-    records, problems = read_records(args.records, "records")
-    for problem in problems:
-        print(f"warning: {problem}", file=sys.stderr)
+def runs_of(paths) -> tuple[dict[str, dict[int, dict]], list[int], list[str]]:
+    """(precision -> seed -> record, the seeds with both precisions, problems read) of records files."""
+    records, problems = read_records(paths, "records")
     runs: dict[str, dict[int, dict]] = {"fp32": {}, "bf16": {}}
     for rec in one_per_run(records)[0]:
         if precision_of(rec) in runs:
             runs[precision_of(rec)][rec["config"]["seed"]] = rec
-    paired = sorted(set(runs["fp32"]) & set(runs["bf16"]))
+    return runs, sorted(set(runs["fp32"]) & set(runs["bf16"])), problems
+
+
+def verdict_of(path) -> bool:
+    """Whether bf16 costs AUC by the records at ``path`` (``verdict`` over the seeds with both precisions).
+    Raises ValueError with fewer than two such seeds."""
+    runs, paired, _ = runs_of([str(path)])
+    if len(paired) < 2:
+        raise ValueError(f"{path}: {len(paired)} seed(s) with both precisions; need two or more")
+    return verdict({p: {s: runs[p][s] for s in paired} for p in runs})[0]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("records", nargs="+", help="records of scripts/precision_accuracy.sh")
+    args = ap.parse_args()
+    runs, paired, problems = runs_of(args.records)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
     if len(paired) < 2:
         print(f"error: {len(paired)} seed(s) with both precisions in {' '.join(args.records)}; need two or more "
               "(scripts/precision_accuracy.sh)", file=sys.stderr)

@@ -100,8 +100,9 @@ def test_a_cache_too_large_for_the_gpu_is_refused_naming_the_flag(monkeypatch):
 
 
 def test_auto_resolves_per_device():
+    from bench.runner.config import auto_amp
     cpu, gpu = parse_config([]), parse_config(["--device", "cuda"])
-    assert (cpu.amp, cpu.data_placement) == ("none", "host")
+    assert (cpu.amp, cpu.data_placement) == (auto_amp("cpu")[0], "host")  # bf16 where the CPU has a bf16 unit
     assert (gpu.amp, gpu.data_placement) == ("bf16", "device")
     assert parse_config(["--device", "cuda", "--amp", "none", "--data-placement", "host"]).data_placement == "host"
     assert parse_config(["--data-placement", "device"]).data_placement == "device"

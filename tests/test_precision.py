@@ -9,6 +9,7 @@ import pytest
 
 from bench.projection.ceilings import ceiling_unit, peak_at, peak_gflops, proven_clock_ghz, units
 from bench.records import new_record, precision_of
+from bench.runner import config
 from reports.analysis import config_label, scaling_rows
 from reports.frame import to_frame
 
@@ -137,3 +138,19 @@ def test_todays_cpu_nodes_are_in_the_answer_like_for_like():
     fp32 = next(r for r in rows if (r["cluster"], r["gpu"]) == ("zen4-2s-fp32", "titan-rtx"))
     assert fp32["comparison"] == "like for like (fp32)"
     assert "current_cpus" in published.as_json(prof)
+
+
+def test_the_paper_preset_pins_the_studys_fp32_unless_a_precision_is_asked_for():
+    cfg = config.parse_config(["--preset", "paper"])
+    assert (cfg.amp, cfg.amp_why) == ("none", "preset paper: the study's fp32")
+    asked = config.parse_config(["--preset", "paper", "--amp", "bf16"])
+    assert (asked.amp, asked.amp_why) == ("bf16", "asked: --amp bf16")
+
+
+def test_auto_follows_the_accuracy_table():
+    """The committed table (reports/reference/precision/records.jsonl) and BF16_COSTS_AUC agree."""
+    from pathlib import Path
+
+    from benchmarks.precision_accuracy import verdict_of
+    records = Path(__file__).parents[1] / "reports" / "reference" / "precision" / "records.jsonl"
+    assert config.BF16_COSTS_AUC == verdict_of(records)

@@ -95,9 +95,10 @@ def test_unknown_speed_option_exits_2(flag, value, tmp_path, capsys):
 
 
 def test_defaults_and_flags():
+    from bench.runner.config import auto_amp
     cfg = parse_config([])
     assert (cfg.memory_format, cfg.amp, cfg.compile, cfg.optimizer_impl, cfg.cpu_allocator) == \
-        ("channels_last", "none", "off", "fused", "reuse")
+        ("channels_last", auto_amp("cpu")[0], "off", "fused", "reuse")  # bf16 where the CPU has a bf16 unit
     assert parse_config(["--compile"]).compile == "on"
     assert parse_config(["--compile", "off", "--device", "cuda"]).compile == "off"
     assert parse_config(["--device", "cuda"]).compile == "on"

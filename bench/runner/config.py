@@ -116,9 +116,9 @@ PRESETS: dict[str, dict] = {
     # Finishes in a few minutes on a 2-core laptop; small images, small batch. Not a benchmark.
     "quick": dict(image_size=32, global_batch=512, epochs=3, train_events=4096, val_events=1024,
                   bn_momentum=0.1),
-    # The KISTI study: 224x224 images, 32K global batch, ~450k/150k events, 50 epochs.
+    # The KISTI study: 224x224 images, 32K global batch, ~450k/150k events, 50 epochs, fp32.
     "paper": dict(image_size=224, global_batch=32768, epochs=50, train_events=450_000,
-                  val_events=150_000),
+                  val_events=150_000, amp="none", amp_why="preset paper: the study's fp32"),
 }
 
 
@@ -164,14 +164,16 @@ def parse_config(argv: list[str] | None = None) -> Config:
     """Parse the command line into a validated Config. Raises UsageError naming the flag."""
     given = vars(build_parser().parse_args(argv))
     preset = given.get("preset", "custom")
-    cfg = Config(**{**PRESETS[preset], **given})
+    chosen = {k: v for k, v in PRESETS[preset].items() if not (k == "amp_why" and "amp" in given)}
+    cfg = Config(**{**chosen, **given})
     validate(cfg)
     return resolve_auto(cfg)
 
 
-# docs/precision.md: bf16 against fp32 on the reference store, three seeds each. True while bf16's cost in
-# test AUC is not shown to be within the seeds' spread: ``--amp auto`` then keeps CPUs at fp32.
-BF16_COSTS_AUC = True
+# docs/precision.md: bf16 against fp32 on the reference store, three seeds each (the records are
+# reports/reference/precision/records.jsonl; ``python -m benchmarks.precision_accuracy`` gives the verdict).
+# True would keep CPUs at fp32 under ``--amp auto``; the table shows bf16's test AUC within the seeds' spread.
+BF16_COSTS_AUC = False
 
 
 def auto_amp(device: str, info: dict | None = None) -> tuple[str, str]:
