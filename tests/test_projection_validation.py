@@ -44,7 +44,7 @@ def test_circpad_layer_table_is_the_registered_model():
 
 
 def test_backward_order_puts_the_last_layer_first_with_its_flops():
-    counts, flops = layers.backward_order(layers.table("vgg16"))
+    counts, flops = layers.backward_order("vgg16")
     assert counts[:2] == [4096 * 1000, 1000]  # fc8 weight, then its bias
     assert flops[0] == 4 * 4096 * 1000 and flops[1] == 0.0
     assert sum(counts) == 138_357_544
@@ -194,7 +194,7 @@ def test_the_package_file_fits_are_not_their_own_evidence():
     prof = profiles.load()
     by_name = {p["name"]: p for p in prof.published}
     for fit in prof.fits:
-        prior = published._input_band(prof, fit["kind"], fit["key"])
+        prior = published._band_of(prof, fit["kind"], fit["key"], "")
         for name in fit["points"]:
             assert by_name[name]["measured"]["source"] not in prior.source.split("+"), (fit["name"], name)
 

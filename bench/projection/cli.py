@@ -404,10 +404,10 @@ def project_profiles(args, cal: Calibration, prof, profiles: list[Profile]) -> t
     return curves, emitted
 
 
-def print_answer(args, prof, before: str = "") -> None:
-    """The published points reproduced, the crossover and the 1024-node ratio (bench/projection/published.py)
-    on stdout after ``before``, and where --json wrote them."""
-    print(before + "\n".join(published.report_lines(prof)))
+def print_answer(args, prof, rows, before: str = "") -> None:
+    """The published points reproduced (``rows``: published.reproduce), the crossover and the 1024-node ratio
+    (bench/projection/published.py) on stdout after ``before``, and where --json wrote them."""
+    print(before + "\n".join(published.report_lines(prof, rows)))
     if args.json:
         print(f"\nJSON: {args.json}")
 
@@ -422,12 +422,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def read_profiles(args):
-    """The --profiles file (default: the package's). Raises data.files.InputError naming the flag: a path
-    that is not a readable file, a file that is not JSON, a bad or missing field."""
+    """The --profiles file (default: the package's) and its published points reproduced (published.reproduce:
+    the fits are made here, before any other work). Raises data.files.InputError naming the flag: a path
+    that is not a readable file, a file that is not JSON, a bad or missing field, a fit no factor satisfies."""
     if args.profiles:
         check_input_file(args.profiles, "--profiles")
     try:
-        return load_profiles(args.profiles or None)
+        prof = load_profiles(args.profiles or None)
+        return prof, published.reproduce(prof)
     except ProfileError as exc:
         raise InputError(f"--profiles {args.profiles or 'bench/projection/profiles.json'}: field {exc}") from None
 
@@ -435,16 +437,16 @@ def read_profiles(args):
 def project(args) -> int:
     """``main`` on parsed flags. Raises data.files.WriteError."""
     try:  # every input and path before the minutes of calibration
-        prof = read_profiles(args)
+        prof, rows = read_profiles(args)
         shares = cpu_shares(args.cpu_share)
         check_outputs(args)
         check_inputs(args)
     except ValueError as exc:  # InputError, OutputPathError, a bad --cpu-share
         return fail(str(exc))
     if args.json:
-        write_text(args.json, json.dumps(clean(published.as_json(prof)), indent=1))
+        write_text(args.json, json.dumps(clean(published.as_json(prof, rows)), indent=1))
     if args.published and not args.calibrate:  # the answer needs no calibration; a full run prints it too
-        print_answer(args, prof)
+        print_answer(args, prof, rows)
         return 0
     if args.calibrate:
         bad = check_compute_specs(args.compute)
@@ -481,7 +483,7 @@ def project(args) -> int:
     if args.emit_records:
         append_whole(args.emit_records, b"".join(record_line(rec) for rec in emitted))
         print(f"{len(emitted)} projected records appended to {args.emit_records}")
-    print_answer(args, prof, "\n")
+    print_answer(args, prof, rows, "\n")
     return 0
 
 

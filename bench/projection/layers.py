@@ -16,6 +16,7 @@ FLOPs per image (forward 2 macs; backward 4 macs: the input gradient and the wei
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -79,12 +80,18 @@ def circpad(image_size: int = 64, channels: int = 3) -> list[Layer]:
     return layers + [_dense("dense1", cin * hw * hw, 512), _dense("dense2", 512, 1)]
 
 
-NETWORKS = {"vgg16": vgg16, "circpad-64": lambda: circpad(64), "circpad-224": lambda: circpad(224), "resnet50": lambda: resnet(50), "resnet101": lambda: resnet(101)}
+NETWORKS = {"vgg16": vgg16, "circpad-64": lambda: circpad(64), "circpad-224": lambda: circpad(224),
+            "resnet50": lambda: resnet(50), "resnet101": lambda: resnet(101)}
+
+
+@functools.cache
+def _table(name: str) -> tuple[Layer, ...]:
+    return tuple(NETWORKS[name]())
 
 
 def table(name: str) -> list[Layer]:
     """The layer table of a workload in ``NETWORKS``; KeyError for another."""
-    return NETWORKS[name]()
+    return list(_table(name))
 
 
 def totals(layers: list[Layer]) -> tuple[int, float]:
@@ -92,14 +99,20 @@ def totals(layers: list[Layer]) -> tuple[int, float]:
     return sum(la.params for la in layers), sum(la.macs for la in layers)
 
 
-def backward_order(layers: list[Layer]) -> tuple[list[int], list[float]]:
+def backward_order(name: str) -> tuple[list[int], list[float]]:
     """Gradient tensors in the order backward produces them (last layer first) and each one's share of the
     backward FLOPs spent before it is ready, as (element counts, backward FLOPs per image attributed to the
     tensor): a layer's tensors are ready together when its backward (4 x macs) ends, so its FLOPs go with its
-    first tensor and the others get 0."""
+    first tensor and the others get 0. ``name``: a network of ``NETWORKS`` (computed once)."""
+    counts, flops = _backward_order(name)
+    return list(counts), list(flops)
+
+
+@functools.cache
+def _backward_order(name: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
     counts, flops = [], []
-    for la in reversed(layers):
+    for la in reversed(_table(name)):
         for i, n in enumerate(la.tensors):
             counts.append(n)
             flops.append(4.0 * la.macs if i == 0 else 0.0)
-    return counts, flops
+    return tuple(counts), tuple(flops)

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.projection import layers, timeline
 from bench.projection.timeline import SCHEDULES
 
 DEFAULT_PATH = Path(__file__).with_name("profiles.json")
@@ -71,10 +72,8 @@ class Workload:
         """(bytes of each gradient tensor, backward FLOPs per image before it is ready), backward order: from
         the network's layer table (bench/projection/layers.py) where it has one, else its gradient ready evenly
         through backward (bench/projection/timeline.py, ``even``)."""
-        from bench.projection import layers, timeline
-
         if self.layers:
-            counts, flops = layers.backward_order(layers.table(self.layers))
+            counts, flops = layers.backward_order(self.layers)
             return [n * self.bytes_per_param for n in counts], flops
         return timeline.even(self.params * self.bytes_per_param, 2.0 / 3.0 * self.flops_per_image)
 
@@ -177,7 +176,7 @@ def parse(data: dict, path: str = "") -> Profiles:
     return Profiles(sources, networks, stacks, systems, workloads, published, path, not_expressed, fits)
 
 
-FIT_KINDS = {"rate": "systems", "bandwidth": "networks", "efficiency": "stacks"}
+FIT_KINDS = ("rate", "bandwidth", "efficiency")  # of a system, a network, a stack
 
 
 def _check_fit(fit: dict, p: str, systems: dict, networks: dict, stacks: dict, published: list) -> dict:
@@ -185,10 +184,10 @@ def _check_fit(fit: dict, p: str, systems: dict, networks: dict, stacks: dict, p
     the published ``points`` named; its band in the file is the prior (from sources that exclude them)."""
     for k in ("name", "kind", "key", "points", "derived"):
         _need(fit, k, p)
-    kind = _check_choice(fit["kind"], tuple(FIT_KINDS), f"{p}.kind")
-    table = {"rate": systems, "bandwidth": networks, "efficiency": stacks}[kind]
+    kind = _check_choice(fit["kind"], FIT_KINDS, f"{p}.kind")
+    noun, table = {"rate": ("system", systems), "bandwidth": ("network", networks), "efficiency": ("stack", stacks)}[kind]
     if fit["key"] not in table:
-        raise ProfileError(f"{p}.key", f"unknown {FIT_KINDS[kind][:-1]} {fit['key']!r}")
+        raise ProfileError(f"{p}.key", f"unknown {noun} {fit['key']!r}")
     if kind == "rate" and systems[fit["key"]].achieved_tflops is None:
         raise ProfileError(f"{p}.key", f"{fit['key']!r} has no achieved_tflops band to fit")
     names = {pt["name"] for pt in published}
@@ -227,7 +226,7 @@ def _stacks(raw: dict, sources: dict, policies) -> dict:
         if stacks[key]["efficiency"].high > 1:
             raise ProfileError(f"{p}.efficiency.high", "an efficiency is a fraction of the link, at most 1")
         if stacks[key]["overlap"].high > 1:
-            raise ProfileError(f"{p}.overlap.high", "an overlap is a fraction of backward, at most 1")
+            raise ProfileError(f"{p}.overlap.high", "an overlap is a fraction, at most 1")
     return stacks
 
 
@@ -243,8 +242,6 @@ def _workloads(raw: dict, sources: dict) -> dict:
             raise ProfileError(f"{p}.tensors", f"should be a list of parameter counts summing to params ({params})")
         table = w.get("layers", "")
         if table:
-            from bench.projection import layers
-
             if table not in layers.NETWORKS:
                 raise ProfileError(f"{p}.layers", f"no layer table {table!r}; choose from {', '.join(layers.NETWORKS)}")
             total = layers.totals(layers.table(table))[0]

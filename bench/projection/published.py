@@ -7,8 +7,13 @@ One synchronous data-parallel step of a rank with batch b on a device that train
 
     compute   = b / R                     R = achieved FLOP/s / training FLOPs per image, or a measured images/s
     allreduce = the stack's exchange of the workload's gradient tensors (fusion, algorithm by message size)
-    exposed   = max(0, allreduce - overlap * 2/3 * compute)     (backward is about 2/3 of the step)
+    exposed   = what the overlap timeline (bench/projection/timeline.py) leaves after backward (backward is
+                about 2/3 of the step), the stack's ``overlap`` the realised fraction of its hiding;
+                parameter servers: max(0, push + pull - overlap * 2/3 * compute)
     step      = compute + exposed
+
+Inputs fitted to published points (the file's ``fits``) are applied by ``fitted``; ``reproduce`` gives each
+point in sample and out of sample (the fits redone without it).
 
 Every input is a band (low / central / high). A *scenario* picks one end of each band by name, e.g.
 ``{("rate", "nurion-knl"): "high"}``; what is not named is central. The published points are evaluated
@@ -143,6 +148,8 @@ def assumptions(prof: Profiles, point: dict) -> list[tuple[str, str]]:
 
 
 def _band_of(prof: Profiles, kind: str, key: str, workload: str):
+    """The band of input ``kind`` of ``key``; a rate is the system's images/s for ``workload`` where it has
+    one, else its achieved TFLOP/s (the band a fit scales: ``workload`` "")."""
     if kind == "rate":
         s = prof.systems[key]
         return s.images_per_s.get(workload) or s.achieved_tflops
@@ -223,14 +230,6 @@ def coverage(rows: list[dict], tolerance: float = 0.25) -> dict:
 
 
 # --- fits: inputs taken from published points, refitted without each point ----------------------------------
-def _input_band(prof: Profiles, kind: str, key: str):
-    if kind == "rate":
-        return prof.systems[key].achieved_tflops
-    if kind == "bandwidth":
-        return prof.networks[key]["bandwidth_gbs"]
-    return prof.stacks[key]["efficiency"]
-
-
 def _with_band(prof: Profiles, kind: str, key: str, band) -> Profiles:
     if kind == "rate":
         return replace(prof, systems={**prof.systems, key: replace(prof.systems[key], achieved_tflops=band)})
@@ -246,7 +245,7 @@ def fit_band(prof: Profiles, fit: dict, points: list[dict]):
     their low or all at their high ends (the extremes: low and high). Raises
     ProfileError when no factor in [1e-3, 1e3] reaches a point."""
     kind, key = fit["kind"], fit["key"]
-    prior = _input_band(prof, kind, key)
+    prior = _band_of(prof, kind, key, "")
     centrals, ends = [], []
     for pt in points:
         others = [k for k in assumptions(prof, pt) if k != (kind, key)]
@@ -281,7 +280,7 @@ def needed_scale(prof: Profiles, point: dict, kind: str, key: str, base: dict | 
     does (the point does not depend on it enough)."""
     measured = point["measured"]["value"]
     base = base or {}
-    f = lambda x: point_value(prof, point, {**base, ("scale", kind, key): x}) - measured  # a bound: its value
+    f = lambda x: point_value(prof, point, {**base, ("scale", kind, key): x}) - measured
     lo, hi = 1e-3, 1e3
     flo, fhi = f(lo), f(hi)
     if flo == 0 or fhi == 0 or (flo > 0) == (fhi > 0):
@@ -392,12 +391,13 @@ def ratio_table(prof: Profiles, nodes: int = 1024, gpus=GPUS, sizes=IMAGE_SIZES,
     return rows
 
 
-def as_json(prof: Profiles) -> dict:
+def as_json(prof: Profiles, rows: list[dict] | None = None) -> dict:
     """The ``--json`` document: published points (in and out of sample), coverage, the fits, and the
-    crossover, current-CPU and 1024-node tables from the fitted profiles. ``prof`` as loaded."""
-    rows, fp = reproduce(prof), fitted(prof)
-    fits = [{**f, "band": vars(_input_band(fp, f["kind"], f["key"])),
-             "prior": vars(_input_band(prof, f["kind"], f["key"]))} for f in prof.fits]
+    crossover, current-CPU and 1024-node tables from the fitted profiles. ``prof`` as loaded; ``rows``:
+    ``reproduce(prof)`` when already computed."""
+    rows, fp = rows or reproduce(prof), fitted(prof)
+    fits = [{**f, "band": vars(_band_of(fp, f["kind"], f["key"], "")),
+             "prior": vars(_band_of(prof, f["kind"], f["key"], ""))} for f in prof.fits]
     return {"profiles": prof.path, "published": rows, "coverage": coverage(rows), "fits": fits,
             "crossover": crossover_table(fp), "ratio_at_1024": ratio_table(fp), "current_cpus": current_cpu_table(fp),
             "not_expressed": prof.not_expressed}
@@ -409,8 +409,7 @@ def _fmt(x) -> str:
     return f"{x:.3g}" if isinstance(x, float) and not math.isnan(x) else str(x)
 
 
-def _published_lines(prof: Profiles) -> list[str]:
-    rows = reproduce(prof)
+def _published_lines(prof: Profiles, rows: list[dict]) -> list[str]:
     out = [f"## Published points reproduced from {prof.path} (measured = published; projected = this model; "
            "in sample: every fit applied; out of sample: the fits redone without the point)",
            (f"{'point':34s} {'published':>9s} {'in sample':>9s} {'error':>6s} {'out of sample':>13s} {'error':>6s} "
@@ -439,9 +438,10 @@ def _published_lines(prof: Profiles) -> list[str]:
     return out
 
 
-def report_lines(prof: Profiles) -> list[str]:
-    """The text of ``python -m bench.projection --published`` (``prof`` as loaded; the tables use its fits)."""
-    out = _published_lines(prof)
+def report_lines(prof: Profiles, rows: list[dict] | None = None) -> list[str]:
+    """The text of ``python -m bench.projection --published`` (``prof`` as loaded; the tables use its fits;
+    ``rows``: ``reproduce(prof)`` when already computed)."""
+    out = _published_lines(prof, rows or reproduce(prof))
     prof = fitted(prof)
     out += ["", ("## Projection (no KNL or GPU run of this harness): Nurion KNL nodes that train an epoch as fast "
                  "as one GPU (circpad, global batch 32768; low = every band at the cluster's good end, high = the "

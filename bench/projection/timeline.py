@@ -20,7 +20,10 @@ hides: communication that runs during backward slows it down (shared cores, memo
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
+
+from bench.projection.collectives import fusion_buckets
 
 SCHEDULES = ("horovod", "buckets", "after")
 EVEN_SLICES = 64  # a workload without layers: its gradient ready in this many equal slices
@@ -59,18 +62,20 @@ def _issues(schedule: str, sizes: list[float], ready: list[float], fusion_bytes:
         return out + ([(last, current)] if current else [])
     if schedule != "horovod":
         raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
-    from bench.projection.collectives import fusion_buckets
-
-    out, i, tick = [], 0, 0.0
-    step = cycle_s if cycle_s > 0 else None
+    out, i = [], 0
     while i < len(sizes):
-        tick = (tick + step) if step else ready[i]
-        j = i
-        while j < len(sizes) and ready[j] <= tick + 1e-15:
+        # the thread's first wake-up at or after tensor i is ready (the first is one cycle in); it takes
+        # every tensor ready by then
+        if cycle_s > 0:
+            k = max(1, math.ceil(ready[i] / cycle_s - 1e-9))
+            tick, limit = k * cycle_s, (k + 1e-9) * cycle_s
+        else:
+            tick = limit = ready[i]
+        j = i + 1  # tensor i is ready by ``tick``
+        while j < len(sizes) and ready[j] <= limit:
             j += 1
-        if j > i:
-            out += [(tick, b) for b in fusion_buckets(sizes[i:j], fusion_bytes)]
-            i = j
+        out += [(tick, b) for b in fusion_buckets(sizes[i:j], fusion_bytes)]
+        i = j
     return out
 
 
