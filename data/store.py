@@ -13,6 +13,11 @@ Layout (format ``hep-sparse-images`` version 2; docs/data.md is the reference):
 * ``events/label`` int8, ``events/sample`` int16, ``events/gen_weight`` float64, and the jet quantities of the
   cut-based selection ``events/njet`` int32, ``nb`` int32, ``ht``, ``mj``, ``lead_jet_pt`` float32 (GeV).
 * ``samples/name`` (string), ``samples/label`` int8: one row per sample, in the order of ``events/sample``.
+* ``jets/*`` (version 3, stores made with jets): every selected jet (anti-kT R = 0.4, pT > 30 GeV,
+  |eta| < 2.4) of every event, event after event: ``jets/offsets`` int64 (n+1), event i's jets are
+  ``offsets[i]:offsets[i+1]`` in pT order; ``pt`` float32 (GeV), ``eta``, ``phi`` float32, ``btag`` int8 (the
+  tag decision that ``nb`` counts), ``btag_eff`` float32 (the jet's tag efficiency for its truth flavour).
+  The root attribute ``jets`` is 1 in such a store; version 1 and 2 stores have no jets.
 * ``chunks/*``: one row per committed chunk: ``sample``, ``chunk``, ``event_stop``, ``n_generated``,
   ``n_selected``, ``sigma_pb``. The per-sample totals come from these rows, so they grow with resumed runs.
 
@@ -33,10 +38,11 @@ import numpy as np
 from data.files import WriteError, cause_of
 
 FORMAT = "hep-sparse-images"
-FORMAT_VERSION = 2  # 2: compressed datasets (gzip + shuffle); 1: the same layout uncompressed
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 3: with the jets group; 2: compressed datasets (gzip + shuffle); 1: uncompressed
+READABLE_VERSIONS = (1, 2, 3)
 EVENT_FIELDS = {"label": np.int8, "sample": np.int16, "gen_weight": np.float64, "njet": np.int32,
                 "nb": np.int32, "ht": np.float32, "mj": np.float32, "lead_jet_pt": np.float32}
+JET_FIELDS = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "btag": np.int8, "btag_eff": np.float32}
 CHUNK_FIELDS = {"sample": np.int32, "chunk": np.int64, "event_stop": np.int64, "n_generated": np.int64,
                 "n_selected": np.int64, "sigma_pb": np.float64}
 PIXEL_CHUNK = 1 << 15  # pixels per HDF5 chunk (128 KiB of index + 128 KiB of value before compression)
@@ -47,6 +53,20 @@ def _resizable(group: h5py.Group, name: str, dtype, chunk: int, fill_one: bool =
                compress: bool = True) -> None:
     group.create_dataset(name, shape=(1 if fill_one else 0,), maxshape=(None,), dtype=dtype, chunks=(chunk,),
                          **(COMPRESSION if compress else {}))
+
+
+def has_jets(f: h5py.File) -> bool:
+    """Whether the store holds every event's jets (the ``jets`` group of format version 3)."""
+    return bool(int(f.attrs.get("jets", 0))) and "jets" in f
+
+
+def read_jets(f: h5py.File, lo: int, hi: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The jets of events ``lo:hi``: (offsets of shape (hi - lo + 1,) starting at 0, JET_FIELDS arrays).
+    Raises KeyError naming the file when the store has no jets."""
+    if not has_jets(f):
+        raise KeyError(f"{f.filename}: this store has no jets (made before format version 3, or without them)")
+    off = f["jets/offsets"][lo:hi + 1].astype(np.int64)
+    return off - off[0], {k: f["jets"][k][off[0]:off[-1]] for k in JET_FIELDS}
 
 
 def _committed_rows(f: h5py.File) -> int:
@@ -86,8 +106,11 @@ class StoreWriter:
     """
 
     def __init__(self, path: str | Path, image_size: int, chunk_events: int = 512, meta: dict | None = None,
-                 compress: bool = True):
+                 compress: bool = True, jets: bool = False):
+        """``jets``: a new store keeps every event's jets (then every chunk must carry them); an existing
+        store keeps what it was made with."""
         self.path = str(path)
+        self.with_jets = jets
         self.compress = compress
         exists = Path(self.path).exists()
         self.f = h5py.File(self.path, "a")
@@ -102,13 +125,22 @@ class StoreWriter:
             raise ValueError(f"{self.path}: holds {self.f.attrs['image_size']}x{self.f.attrs['image_size']} "
                              f"images, asked for --image-size {image_size}")
         self.image_size = image_size
+        self.jets = has_jets(self.f)
         self._truncate_uncommitted()
 
     def _create(self, image_size: int, chunk_events: int, meta: dict) -> None:
         f = self.f
         z = self.compress
-        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION if z else 1, image_size=image_size,
-                       committed_events=0, meta=json.dumps(meta))
+        version = (3 if self.with_jets else 2) if z else 1
+        if self.with_jets and not z:
+            raise ValueError(f"{self.path}: a store with jets is compressed (format version 3)")
+        f.attrs.update(format=FORMAT, format_version=version, image_size=image_size,
+                       committed_events=0, meta=json.dumps(meta), jets=int(self.with_jets))
+        if self.with_jets:
+            jg = f.require_group("jets")
+            _resizable(jg, "offsets", np.int64, chunk_events, fill_one=True)
+            for name, dt in JET_FIELDS.items():
+                _resizable(jg, name, dt, 8 * chunk_events)
         _resizable(f.require_group("pixels"), "index", np.int32, PIXEL_CHUNK, compress=z)
         _resizable(f["pixels"], "value", np.float32, PIXEL_CHUNK, compress=z)
         ev = f.require_group("events")
@@ -138,6 +170,12 @@ class StoreWriter:
             ev[name].resize((n,))
         for name in ("index", "value"):
             self.f["pixels"][name].resize((npix,))
+        if self.jets:
+            jg = self.f["jets"]
+            njet = int(jg["offsets"][n])
+            jg["offsets"].resize((n + 1,))
+            for name in JET_FIELDS:
+                jg[name].resize((njet,))
         keep = _committed_rows(self.f)
         for name in CHUNK_FIELDS:
             self.f["chunks"][name].resize((keep,))
@@ -185,6 +223,8 @@ class StoreWriter:
     def _append(self, sample: int, chunk: int, events: dict, n_generated: int, sigma_pb: float) -> None:
         n0, k = self.committed, len(events["idx"])
         ev, px = self.f["events"], self.f["pixels"]
+        if self.jets and k and "jets" not in events:
+            raise ValueError(f"{self.path}: this store keeps every event's jets and the chunk has none")
         p0 = int(ev["offsets"][n0])
         counts = np.array([len(i) for i in events["idx"]], dtype=np.int64)
         if k:
@@ -201,6 +241,8 @@ class StoreWriter:
             for name, dt in EVENT_FIELDS.items():
                 ev[name].resize((n0 + k,))
                 ev[name][n0:] = np.asarray(fields[name], dtype=dt)
+            if self.jets:
+                self._append_jets(n0, events["jets"])
         row = {"sample": sample, "chunk": chunk, "event_stop": n0 + k, "n_generated": n_generated,
                "n_selected": k, "sigma_pb": sigma_pb}
         m = self.f["chunks/sample"].shape[0]
@@ -210,6 +252,18 @@ class StoreWriter:
         self.f.flush()
         self.f.attrs["committed_events"] = n0 + k
         self.f.flush()
+
+    def _append_jets(self, n0: int, tables: list) -> None:
+        """Each event's (m, 5) jet table (data.generation.jets.JET_COLUMNS) after the committed jets."""
+        jg = self.f["jets"]
+        j0 = int(jg["offsets"][n0])
+        counts = np.array([len(t) for t in tables], dtype=np.int64)
+        rows = np.concatenate([np.asarray(t, dtype=np.float64).reshape(-1, len(JET_FIELDS)) for t in tables])
+        jg["offsets"].resize((n0 + len(tables) + 1,))
+        jg["offsets"][n0 + 1:] = j0 + np.cumsum(counts)
+        for c, (name, dt) in enumerate(JET_FIELDS.items()):
+            jg[name].resize((j0 + len(rows),))
+            jg[name][j0:] = rows[:, c].astype(dt)
 
     def close(self) -> None:
         """Close the file. Raises data.files.WriteError when HDF5's last flush fails."""
@@ -230,7 +284,8 @@ ROOM_MARGIN = 1 << 20  # bytes kept free beyond twice a chunk's own size: HDF5's
 
 def chunk_bytes(events: dict) -> int:
     """Bytes of one chunk's events before compression (pixels as int32 + float32, 8 per event field)."""
-    return 8 * sum(len(i) for i in events["idx"]) + 8 * len(EVENT_FIELDS) * len(events["idx"])
+    jets = 4 * len(JET_FIELDS) * sum(len(t) for t in events.get("jets", ()))
+    return 8 * sum(len(i) for i in events["idx"]) + 8 * len(EVENT_FIELDS) * len(events["idx"]) + jets
 
 
 def check_room(path: str, need: int) -> None:

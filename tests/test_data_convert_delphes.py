@@ -9,12 +9,14 @@ Bad input exits with status 2 naming the file or flag.
 from __future__ import annotations
 
 import awkward as ak
+import h5py
 import numpy as np
 import pytest
 import uproot
 
 from data.generation import convert_delphes
 from data.hdf5_source import open_hdf5
+from data.store import read_jets
 
 
 def _event(rng, passing: bool) -> dict:
@@ -87,6 +89,12 @@ def test_signal_then_background_make_one_training_file(tmp_path):
         assert np.isclose(img[2].sum(), sum(t["PT"] for t in e["Track"]), rtol=1e-4)
     names = [s["name"] for s in src.describe()["samples"]]
     assert names == ["rpv", "qcd"]
+    # every selected jet is stored, with Delphes' tag decision and no efficiency
+    with h5py.File(out) as f:
+        off, cols = read_jets(f, 0, len(src.labels))
+    assert np.diff(off).tolist() == t["njet"].tolist()
+    assert np.add.reduceat(cols["btag"].astype(int), off[:-1]).tolist() == t["nb"].tolist()
+    assert (cols["pt"] > 30).all() and np.isnan(cols["btag_eff"]).all()
 
 
 def test_missing_branch_and_bad_flags(tmp_path, capsys):

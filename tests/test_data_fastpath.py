@@ -12,6 +12,8 @@
 * the weighted two-sample test finds a shifted distribution and accepts an identical one.
 * the compressed store (format version 2) reads back what was written, at most ~4.6 bytes per lit pixel for
   generated images, and version 1 files still read; a newer version is refused naming the attribute.
+* a store made with jets (format version 3) reads back every event's jet table; an interrupted chunk's
+  jets are cut back with its events; a chunk without jets is refused; a store without jets says so.
 * bad flags (--path, --background-split) exit 2; continuing a file with another --path is refused.
 * veto-loss runs of other seeds pool into one sample that weighs every generated event alike, and the loss
   table counts an event below a threshold as lost.
@@ -174,9 +176,62 @@ def test_compressed_store_reads_back_and_old_versions_still_read(tmp_path):
         np.testing.assert_array_equal(x.ravel(), ref)  # lossless
         np.testing.assert_allclose(src.weights[:40], 2.0 / 50 * ev["gen_weight"])
     with h5py.File(tmp_path / "sTrue.h5", "a") as f:
-        f.attrs["format_version"] = 3
+        f.attrs["format_version"] = 4
     with pytest.raises(DataError, match="format_version"):
         open_hdf5(str(tmp_path / "sTrue.h5"))
+
+
+def _jet_tables(rng, k):
+    out = []
+    for _ in range(k):
+        m = int(rng.integers(0, 6))
+        out.append(np.column_stack([rng.uniform(30, 500, m), rng.uniform(-2.4, 2.4, m), rng.uniform(-3, 3, m),
+                                    rng.integers(0, 2, m), rng.uniform(0, 1, m)]))
+    return out
+
+
+def test_store_with_jets_round_trips_and_cuts_an_interrupted_chunk(tmp_path):
+    rng = np.random.default_rng(4)
+    path = tmp_path / "jets.h5"
+    ev = _events(rng, 10, 16)
+    ev["jets"] = _jet_tables(rng, 10)
+    with st.StoreWriter(path, 16, chunk_events=4, jets=True) as w:
+        w.append(w.sample_index("a", 1), 0, ev, n_generated=20, sigma_pb=1.0)
+        no_jets = {k: v for k, v in ev.items() if k != "jets"}
+        with pytest.raises(ValueError, match="jets"):
+            w.append(0, 1, no_jets, n_generated=20, sigma_pb=1.0)
+    with h5py.File(path, "a") as f:
+        assert int(f.attrs["format_version"]) == 3 and st.has_jets(f)
+        off, cols = st.read_jets(f, 3, 7)
+        assert off.tolist() == np.cumsum([0] + [len(t) for t in ev["jets"][3:7]]).tolist()
+        flat = np.concatenate(ev["jets"][3:7])
+        np.testing.assert_allclose(cols["pt"], flat[:, 0], rtol=1e-6)
+        np.testing.assert_array_equal(cols["btag"], flat[:, 3].astype(np.int8))
+        # an interrupted second chunk: jets written past the commit counter
+        total = int(f["jets/offsets"][-1])
+        f["jets/pt"].resize((total + 7,))
+        f["jets/offsets"].resize((12,))
+    with st.StoreWriter(path, 16, jets=True) as w:
+        assert w.committed == 10
+        w.append(0, 1, ev, n_generated=20, sigma_pb=1.0)
+    with h5py.File(path) as f:
+        off, cols = st.read_jets(f, 10, 20)
+        np.testing.assert_allclose(cols["eta"], np.concatenate(ev["jets"])[:, 1], rtol=1e-6)
+    old = tmp_path / "old.h5"
+    with st.StoreWriter(old, 16) as w:
+        w.append(w.sample_index("a", 1), 0, no_jets, n_generated=20, sigma_pb=1.0)
+    with h5py.File(old) as f, pytest.raises(KeyError, match="old.h5: this store has no jets"):
+        st.read_jets(f, 0, 1)
+
+
+def test_generated_jets_agree_with_the_event_quantities(tmp_path):
+    """njet and nb of a generated chunk are the counts of its stored jets and their tags."""
+    out = pythia.generate_chunk(pythia.SIGNAL, 7, 6, 16)
+    assert [len(t) for t in out["jets"]] == out["njet"].tolist()
+    assert [int(t[:, 3].sum()) for t in out["jets"]] == out["nb"].tolist()
+    assert all((t[:, 0] > jets.JET_PT_MIN).all() and (np.abs(t[:, 1]) < jets.JET_ETA_MAX).all()
+               for t in out["jets"])
+    assert np.isclose(sum(t[:, 0].sum() for t in out["jets"]), out["ht"].sum())
 
 
 @pytest.mark.parametrize("flags, flag", [

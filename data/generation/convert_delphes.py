@@ -81,8 +81,20 @@ def images(a: dict, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
             [summed[bounds[i]:bounds[i + 1]].astype(np.float32) for i in range(n)])
 
 
+def jet_tables(a: dict, good) -> list[np.ndarray]:
+    """Each event's selected jets as an (m, 5) table of data.generation.jets.JET_COLUMNS: pt, eta, phi, the
+    BTag bit 0, and a b-tag efficiency of NaN (Delphes keeps the decision, not the truth flavour's
+    efficiency)."""
+    cols = [a["Jet.PT"][good], a["Jet.Eta"][good], a["Jet.Phi"][good], (a["Jet.BTag"][good] & 1)]
+    counts = ak.to_numpy(ak.num(cols[0], axis=1))
+    flat = np.column_stack([ak.to_numpy(ak.flatten(c)).astype(np.float64) for c in cols]
+                           + [np.full(int(counts.sum()), np.nan)])
+    return np.split(flat, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
 def quantities(a: dict) -> dict[str, np.ndarray]:
-    """njet, nb, ht, mj, lead_jet_pt per event from the Delphes Jet and FatJet branches."""
+    """njet, nb, ht, mj, lead_jet_pt per event from the Delphes Jet and FatJet branches, and each event's
+    jet table (``jets``, see ``jet_tables``)."""
     pt, eta, btag = a["Jet.PT"], a["Jet.Eta"], a["Jet.BTag"]
     good = (pt > jets.JET_PT_MIN) & (abs(eta) < jets.JET_ETA_MAX)
     gpt = pt[good]
@@ -91,7 +103,8 @@ def quantities(a: dict) -> dict[str, np.ndarray]:
             "nb": ak.to_numpy(ak.sum(good & ((btag & 1) > 0), axis=1)).astype(np.int32),
             "ht": ak.to_numpy(ak.sum(gpt, axis=1)).astype(np.float64),
             "mj": ak.to_numpy(ak.sum(a["FatJet.Mass"][fat], axis=1)).astype(np.float64),
-            "lead_jet_pt": ak.to_numpy(ak.fill_none(ak.max(gpt, axis=1), 0.0)).astype(np.float64)}
+            "lead_jet_pt": ak.to_numpy(ak.fill_none(ak.max(gpt, axis=1), 0.0)).astype(np.float64),
+            "jets": jet_tables(a, good)}
 
 
 def read_file(path: str, tree_name: str, size: int):
@@ -111,8 +124,9 @@ def read_file(path: str, tree_name: str, size: int):
             q = quantities(a)
             keep = np.flatnonzero(selection.baseline(q))
             idx, val = images({k: v[keep] for k, v in a.items()}, size)
+            tables = q.pop("jets")
             yield stop - start, {"idx": idx, "val": val, "gen_weight": np.ones(len(keep)),
-                                 **{k: v[keep] for k, v in q.items()}}
+                                 "jets": [tables[i] for i in keep], **{k: v[keep] for k, v in q.items()}}
 
 
 def _entries(path: str, tree_name: str) -> int:
@@ -202,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 def _open_store(parser: argparse.ArgumentParser, a: argparse.Namespace):
     """(store, sample index, next chunk) of ``--out`` for ``--sample``; exits 2 naming the flag."""
     try:
-        store = StoreWriter(a.out, a.image_size, meta={"converter": "delphes"})
+        store = StoreWriter(a.out, a.image_size, meta={"converter": "delphes"}, jets=True)
     except (OSError, ValueError) as e:
         parser.error(f"--out {a.out}: {e}")
     try:

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             "chunk": a.chunk, "path": a.path, "levers": pythia.PATHS[a.path].to_meta(),
             "background_split": split}
     try:
-        store = StoreWriter(a.out, a.image_size, chunk_events=a.chunk, meta=meta)
+        store = StoreWriter(a.out, a.image_size, chunk_events=a.chunk, meta=meta, jets=True)
     except (OSError, ValueError) as e:
         parser.error(f"--out {a.out}: {e}")
     try:

@@ -23,6 +23,9 @@ JET_ETA_MAX = 2.4
 MATCH_DR = 0.4
 
 QUANTITIES = ("njet", "nb", "ht", "mj", "lead_jet_pt")
+# Columns of each event's jet table (``event_quantities``'s ``jets``): pT (GeV), eta, phi, the tag decision
+# (1 tagged) and the jet's b-tag efficiency for its truth flavour (what a tag-weighting of a stored event needs).
+JET_COLUMNS = ("pt", "eta", "phi", "btag", "btag_eff")
 
 
 class quiet_stdout:
@@ -136,10 +139,15 @@ def event_quantities(tower_p4s: list[np.ndarray], b_truth: list[np.ndarray], c_t
     for the fraction ``p_btag`` of its copies, and its generator weight must be multiplied by ``p_btag``
     (data.generation.pythia does). Every expectation over tagged events is unchanged, since nothing else in
     the event depends on the tags.
+
+    ``jets``: one float64 array of shape (m, 5) per event, the selected jets in fastjet's pT order with
+    the columns of ``JET_COLUMNS`` (pt GeV, eta, phi in [-pi, pi], btag 0/1, btag_eff). Recording them draws
+    no random number, so the events are the same with or without them.
     """
     jets = cluster(tower_p4s, JET_R, JET_PT_MIN)
     selected = []
     out = {k: np.zeros(len(jets), dtype=np.float64) for k in QUANTITIES + ("p_btag",)}
+    table = []
     for i, j in enumerate(jets):
         pt, eta, phi, _ = kinematics(j)
         keep = (pt > JET_PT_MIN) & (np.abs(eta) < JET_ETA_MAX)
@@ -155,9 +163,11 @@ def event_quantities(tower_p4s: list[np.ndarray], b_truth: list[np.ndarray], c_t
         out["nb"][i] = tagged.sum()
         out["ht"][i] = pt.sum()
         out["lead_jet_pt"][i] = pt[0] if len(pt) else 0.0
+        table.append(np.column_stack([pt, eta, phi, tagged, eff]).astype(np.float64).reshape(-1, 5))
     # MJ: the selected R = 0.4 jets reclustered into R = 1.2 jets, every fat jet's mass summed.
     for i, fat in enumerate(cluster(selected, FAT_R, 0.0)):
         out["mj"][i] = kinematics(fat)[3].sum() if len(fat) else 0.0
     out["njet"] = out["njet"].astype(np.int32)
     out["nb"] = out["nb"].astype(np.int32)
+    out["jets"] = table
     return out

@@ -431,7 +431,7 @@ class _Kept:
                  rng, progress):
         self.n_select, self.image_size, self.fields = n_select, image_size, fields
         self.levers, self.record_parton, self.rng, self.progress = levers, record_parton, rng, progress
-        self.kept = {"idx": [], "val": [], "gen_weight": [], **{k: [] for k in fields}}
+        self.kept = {"idx": [], "val": [], "gen_weight": [], "jets": [], **{k: [] for k in fields}}
         self.pending = []  # (ordinal, weight, response, b, c, (early HT, parton HT))
         self.n_generated = 0
 
@@ -454,6 +454,7 @@ class _Kept:
             kept["idx"].append(idx)
             kept["val"].append(val)
             kept["gen_weight"].append(weight * (q["p_btag"][i] if self.levers.btag_weight else 1.0))
+            kept["jets"].append(q["jets"][i])
             for k in self.fields:
                 kept[k].append(q[k][i])
             self.n_generated = ordinal + 1
@@ -462,9 +463,10 @@ class _Kept:
         pending.clear()
 
     def arrays(self) -> dict:
-        """The kept events: sparse images (``idx``, ``val``), ``gen_weight`` and the jet quantities."""
+        """The kept events: sparse images (``idx``, ``val``), ``gen_weight``, the jet quantities and each
+        event's jet table (``jets``, data.generation.jets.JET_COLUMNS)."""
         kept = self.kept
-        return {"idx": kept["idx"], "val": kept["val"],
+        return {"idx": kept["idx"], "val": kept["val"], "jets": kept["jets"],
                 "gen_weight": np.array(kept["gen_weight"], dtype=np.float64),
                 **{k: np.array(kept[k], dtype=np.int32 if k in ("njet", "nb") else np.float64)
                    for k in self.fields}}
