@@ -14,7 +14,11 @@ and taking turns, so that machine noise hits all alike; every figure is a median
 * ``default``: the harness's training step (bench.runner.train.train_epoch, synthetic data made on the fly by the
   background loader, weighted loss) with the default configuration;
 * variants with one speed option changed (``contiguous``, ``loop_optimizer``, ``system_allocator``,
-  ``compile``, ``bf16``, ``bf16_compile``): each option must pay for itself;
+  ``compile``, ``bf16``, ``bf16_compile``, ``device``: the sparse device cache): each option must pay for
+  itself;
+* ``augment`` (``augment_bf16``): the device cache with every symmetry transform of --augment
+  (bench/runner/augment.py); its cost is its step time against ``device``'s (``device_bf16``'s), target
+  under 3%;
 * ``plain``: what a user writes by hand: the model, default memory format and settings, ``Adam``, one
   fixed in-memory batch, ``zero_grad / loss.backward() / step``.
 
@@ -45,6 +49,10 @@ VARIANTS = {
     "compile": ["--compile"],
     "bf16": ["--amp", "bf16"],
     "bf16_compile": ["--amp", "bf16", "--compile"],
+    "device": ["--data-placement", "device"],
+    "augment": ["--data-placement", "device", "--augment", "all"],
+    "device_bf16": ["--data-placement", "device", "--amp", "bf16"],
+    "augment_bf16": ["--data-placement", "device", "--augment", "all", "--amp", "bf16"],
     "plain": None,
     "matmul": "matmul",
     "conv": "conv",
@@ -130,14 +138,19 @@ def _harness(conn, kind, flags, args):
     import models
     from bench.runner import speed
     from bench.runner.backends import GradSync
+    from bench.runner.augment import Augment, parse
     from bench.runner.comm import init_world
     from bench.runner.config import parse_config
+    from bench.runner.device_data import DeviceCache
     from bench.runner.run import make_optimizer
     from bench.runner.sampler import epoch_plan
     from bench.runner.train import train_epoch
     from data import open_source, training_weights
+    # fp32 unless the variant says otherwise: --amp auto would pick bf16 on a CPU with a bf16 unit, and
+    # every contender is reported against the ceilings of its own precision (precision_of)
+    pin = [] if "--amp" in flags else ["--amp", "none"]
     cfg = parse_config(["--model", args.model, "--image-size", str(args.image_size), "--data", args.data,
-                        *flags])
+                        *pin, *flags])
     # as bench.strong_scaling.run() sets up a rank
     speed.configure_cpu_allocator(cfg.cpu_allocator)
     torch.manual_seed(0)
@@ -149,13 +162,17 @@ def _harness(conn, kind, flags, args):
     source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed, n)
     pool = np.arange(min(len(source), n))
     tw = training_weights(source.labels, source.weights)
+    if cfg.data_placement == "device":
+        source = DeviceCache(source, pool, torch.device("cpu"), cfg.memory_format == "channels_last")
+    transforms = parse(cfg.augment)
+    augment = Augment(transforms, cfg.seed) if transforms else None
     world = init_world()
 
     def epoch(k, plan_steps):
         plan = epoch_plan(pool, k, cfg.seed, args.batch, 1, 0, args.batch)[:plan_steps]
         return train_epoch(model, opt, GradSync(world), world, source, plan, tw, torch.device("cpu"), k,
                            cfg.prefetch, precision=precision,
-                           memory_format=speed.memory_format(cfg.memory_format))
+                           memory_format=speed.memory_format(cfg.memory_format), augment=augment)
     counter = iter(range(1, 10**9))
 
     def measure():
@@ -268,7 +285,10 @@ def report(names: list[str], results: dict, flops: float, per_op: dict, args) ->
     print(f"targets: harness / plain {med['default'] / med['plain']:.3f} (>= 1.25); harness at "
           f"{med['default'] * flops / best['fp32']:.1%} of the best measured fp32 kernel (>= 50%), "
           f"{med['default'] * flops / 1e9 / peaks['fp32'][0]:.1%} of the fp32 peak"
-          + (f"; bf16 step / fp32 step {med['bf16'] / med['default']:.2f} (>= 2.5 on AMX CPUs)" if "bf16" in med else ""))
+          + (f"; bf16 step / fp32 step {med['bf16'] / med['default']:.2f} (>= 2.5 on AMX CPUs)" if "bf16" in med else "")
+          + "".join(f"; augmentation's cost{tag.replace('_', ' at ')}: step time {med['device' + tag] / med['augment' + tag] - 1:+.1%} "
+                    f"against device{tag} (< 3%)" for tag in ("", "_bf16")
+                    if "augment" + tag in med and "device" + tag in med))
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def run(monkeypatch):
         plan = rng.permutation(n).reshape(STEPS, ACCUMULATION, MICRO)
         loaders = []
 
-        def make_loader(source, batches, w, depth, pin=False, memory_format=torch.contiguous_format):
+        def make_loader(source, batches, w, depth, pin=False, memory_format=torch.contiguous_format, augment=None):
             loaders.append(FakeLoader(clock, sync, images, labels, batches, w))
             return loaders[-1]
 

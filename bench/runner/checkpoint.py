@@ -26,16 +26,22 @@ def path_for(cfg: Config, world_size: int) -> str:
 
 
 def _key(cfg: Config, world_size: int) -> dict:
-    return {**{k: v for k, v in as_dict(cfg).items() if k not in _FREE}, "world_size": world_size}
+    """What must match for a run to continue from a checkpoint. --epochs may grow, unless the learning
+    rate decays towards the last epoch (--lr-decay): then more epochs would be a different schedule."""
+    free = _FREE - ({"epochs"} if cfg.lr_decay != "none" else set())
+    return {**{k: v for k, v in as_dict(cfg).items() if k not in free}, "world_size": world_size}
 
 
-def save(path: str, cfg: Config, world, model, optimizer, epochs: list, aucs: list, losses: list) -> None:
-    """Collective: gathers the ranks' RNG states; rank 0 writes."""
+def save(path: str, cfg: Config, world, model, optimizer, epochs: list, aucs: list, losses: list,
+         best: dict | None = None) -> None:
+    """Collective: gathers the ranks' RNG states; rank 0 writes. ``best``: with --keep best, the epoch,
+    loss and weights of the lowest validation loss so far."""
     rng = world.gather(torch.get_rng_state())
     if not world.is_root:
         return
     state = {"key": _key(cfg, world.size), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "epochs": [dataclasses.asdict(e) for e in epochs], "aucs": aucs, "losses": losses, "rng": rng}
+             "epochs": [dataclasses.asdict(e) for e in epochs], "aucs": aucs, "losses": losses, "rng": rng,
+             "best": best}
     _save_whole(state, path, "--checkpoint")
 
 

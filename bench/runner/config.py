@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 import models
+from bench.runner import augment
 from data.base import NORMALISATIONS
 
 # The allowed values of each choice, kept with its field (``choices`` below): --help lists them and the
@@ -23,6 +24,8 @@ MEMORY_FORMATS = ("channels_last", "contiguous")
 AMP = ("none", "bf16", "fp16")
 OPTIMIZER_IMPLS = ("fused", "foreach", "loop")
 CPU_ALLOCATORS = ("reuse", "system")
+LR_DECAYS = ("none", "cosine", "step")
+KEEPS = ("last", "best")
 ON_OFF_AUTO = ("auto", "on", "off")
 
 
@@ -56,6 +59,16 @@ class Config:
     lr_base_batch: int = _f(256, "the global batch --lr is meant for, with --lr-scaling linear")
     lr_warmup_epochs: float = _f(0.0, "linear learning-rate warm-up from lr/10 over this many epochs "
                                       "(Goyal et al. 2017); 0: none")
+    lr_decay: str = _f("none", "learning-rate decay after the warm-up: none (constant), cosine (half a cosine "
+                               "from --lr to 0 at the end of the last epoch; Loshchilov & Hutter 2017), step "
+                               "(x0.1 at half and x0.01 at three quarters of the epochs after the warm-up)",
+                       choices=LR_DECAYS)
+    keep: str = _f("last", "the weights scored on the test split and saved by --save-model: last (the final "
+                           "epoch's) or best (the epoch of lowest validation loss, the study's choice); the "
+                           "record's kept_epoch says which", choices=KEEPS)
+    augment: str = _f("none", "symmetry augmentation of the training images (bench/runner/augment.py): none, "
+                              "all, or a comma-separated list of roll-phi, flip-eta, flip-phi; drawn from "
+                              "--seed; works on the sparse device cache (--data-placement auto picks it)")
     dropout: float = _f(0.5, "dropout probability (0 turns dropout off)")
     bn_momentum: float = _f(0.0, "BatchNorm momentum, PyTorch convention (Keras 0.99 = 0.01); 0: the model's own, "
                                  "0.01 for circpad (the study's Keras 0.99), PyTorch's 0.1 for torchvision's models")
@@ -203,7 +216,8 @@ def resolve_auto(cfg: Config) -> Config:
         cfg,
         amp=amp, amp_why=why,
         compile=("on" if gpu else "off") if cfg.compile == "auto" else cfg.compile,
-        data_placement=("device" if gpu else "host") if cfg.data_placement == "auto" else cfg.data_placement,
+        data_placement=("device" if gpu or augment.parse(cfg.augment) else "host")
+        if cfg.data_placement == "auto" else cfg.data_placement,
         bn_momentum=cfg.bn_momentum or models.default_bn_momentum(cfg.model))
 
 
@@ -224,6 +238,13 @@ def validate(cfg: Config) -> None:
     for name in ("micro_batch", "train_events", "val_events", "threads", "lr_warmup_epochs"):
         if getattr(cfg, name) < 0:
             raise UsageError(f"{flag_name(name)} must not be negative, got {getattr(cfg, name)}")
+    try:
+        transforms = augment.parse(cfg.augment)
+    except ValueError as exc:
+        raise UsageError(f"--augment: {exc}") from None
+    if transforms and cfg.data_placement == "host":
+        raise UsageError("--augment works on the sparse device cache: use --data-placement device or auto, "
+                         "not host")
     try:
         models.check_image_size(cfg.model, cfg.image_size)
     except ValueError as exc:

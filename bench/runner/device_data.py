@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from bench.runner.augment import Augment, Draws, transform_pixels
 from bench.runner.prefetch import Prefetcher
 from data.base import SparseImages, sparse_of_dense
 
@@ -121,9 +122,10 @@ class DeviceCache:
         dev_slots = torch.from_numpy(slots).to(self.device)
         return self.build(dev_slots, self.pixels_of(slots))
 
-    def build(self, dev_slots: torch.Tensor, total: int) -> torch.Tensor:
+    def build(self, dev_slots: torch.Tensor, total: int, draws: Draws | None = None) -> torch.Tensor:
         """The dense batch of the cache positions ``dev_slots`` (a device tensor) holding ``total`` lit
-        pixels in all (known on the host, so that nothing waits for the device)."""
+        pixels in all (known on the host, so that nothing waits for the device); ``draws``: each event's
+        symmetry transforms (bench/runner/augment.py), applied to its lit pixels."""
         n, s = len(dev_slots), self.size
         per = 3 * s * s
         start = self._offsets[dev_slots]
@@ -132,7 +134,10 @@ class DeviceCache:
         first = torch.cumsum(count, 0) - count  # each event's first position in the gathered pixels
         src = start[row] + torch.arange(total, device=self.device) - first[row]
         x = torch.zeros(n * per, dtype=torch.float32, device=self.device)
-        x[row * per + self._pixel[src]] = self._value[src]
+        pixel = self._pixel[src]
+        if draws is not None:
+            pixel = transform_pixels(pixel, row, draws, s, 3, self.channels_last)
+        x[row * per + pixel] = self._value[src]
         if self.channels_last:
             return x.view(n, s, s, 3).permute(0, 3, 1, 2)
         return x.view(n, 3, s, s)
@@ -141,10 +146,12 @@ class DeviceCache:
 class DeviceLoader:
     """The Prefetcher's interface (``get``/``close``) over a DeviceCache: the next batch is built on the
     device when asked for. The positions of all batches go to the device once, with the labels and
-    weights, so that a step copies nothing from the host and waits for nothing."""
+    weights, so that a step copies nothing from the host and waits for nothing. ``augment``: the
+    training batches' symmetry transforms (drawn per step on the host, a few bytes per event)."""
 
-    def __init__(self, cache: DeviceCache, batches: list[np.ndarray], weights: np.ndarray | None):
-        self.cache = cache
+    def __init__(self, cache: DeviceCache, batches: list[np.ndarray], weights: np.ndarray | None,
+                 augment: Augment | None = None):
+        self.cache, self.augment = cache, augment
         flat = [np.asarray(b, dtype=np.int64).reshape(-1) for b in batches]
         every = np.concatenate(flat) if flat else np.zeros(0, np.int64)
         slots = cache.slots(every)
@@ -164,15 +171,22 @@ class DeviceLoader:
             raise StopIteration
         self._next += 1
         part = slice(int(self._bounds[k]), int(self._bounds[k + 1]))
-        return self.cache.build(self._slots[part], self._totals[k]), self._y[part], self._w[part]
+        draws = None
+        if self.augment is not None and self.augment.transforms:
+            draws = self.augment.for_step(k, part.stop - part.start, self.cache.size)
+        return self.cache.build(self._slots[part], self._totals[k], draws), self._y[part], self._w[part]
 
     def close(self) -> None:
         pass
 
 
 def loader(source, batches: list[np.ndarray], weights: np.ndarray | None, depth: int, pin: bool = False,
-           memory_format: torch.memory_format = torch.contiguous_format):
-    """A DeviceLoader for a DeviceCache, else the background Prefetcher (bench/runner/prefetch.py)."""
+           memory_format: torch.memory_format = torch.contiguous_format, augment: Augment | None = None):
+    """A DeviceLoader for a DeviceCache, else the background Prefetcher (bench/runner/prefetch.py).
+    ``augment`` works on the cache's lit pixels only: with another source it raises ValueError naming
+    --data-placement (config.validate stops such a run before any work)."""
     if isinstance(source, DeviceCache):
-        return DeviceLoader(source, batches, weights)
+        return DeviceLoader(source, batches, weights, augment)
+    if augment is not None and augment.transforms:
+        raise ValueError("--augment works on the sparse device cache: use --data-placement device")
     return Prefetcher(source, batches, weights, depth=depth, pin=pin, memory_format=memory_format)

@@ -1,6 +1,7 @@
 """One measured run on one world: build the model, train the epochs, compare with the cuts, make the record."""
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 import models
 from bench import physics, records
-from bench.runner import backends, checkpoint, cpu_use, speed, stop
+from bench.runner import augment, backends, checkpoint, cpu_use, speed, stop
 from bench.runner.backends import GradSync
 from bench.runner.comm import World, mpi_library
 from bench.runner.config import Config, UsageError, as_dict, learning_rate
@@ -40,12 +41,29 @@ def make_optimizer(cfg: Config, model):
     return cls(model.parameters(), lr=lr, **kw)
 
 
+def lr_factor(cfg: Config, t: float) -> float:
+    """The learning rate over --lr at ``t`` epochs into training (fractional): a linear warm-up from 0.1 to
+    1 over ``lr_warmup_epochs`` (Goyal et al. 2017), then ``lr_decay``: constant; cosine, 0.5 (1 + cos(pi
+    u)) with u the fraction of the epochs after the warm-up gone (Loshchilov & Hutter 2017, without
+    restarts); step, 0.1 from u = 1/2 and 0.01 from u = 3/4."""
+    warm = cfg.lr_warmup_epochs
+    if warm and t < warm:
+        return 0.1 + 0.9 * t / warm
+    u = min(max((t - warm) / max(cfg.epochs - warm, 1e-12), 0.0), 1.0)
+    if cfg.lr_decay == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * u))
+    if cfg.lr_decay == "step":
+        return 0.01 if u >= 0.75 else 0.1 if u >= 0.5 else 1.0
+    return 1.0
+
+
 def lr_schedule(cfg: Config):
-    """Linear warm-up from lr/10 to lr over ``lr_warmup_epochs`` (Goyal et al. 2017), then constant."""
-    if not cfg.lr_warmup_epochs:
+    """The learning rate of step ``step`` of ``steps`` in ``epoch`` (``lr_factor`` x the run's rate); None
+    for a constant rate."""
+    if not cfg.lr_warmup_epochs and cfg.lr_decay == "none":
         return None
     lr = learning_rate(cfg)
-    return lambda epoch, step, steps: lr * min(1.0, 0.1 + 0.9 * (epoch + step / steps) / cfg.lr_warmup_epochs)
+    return lambda epoch, step, steps: lr * lr_factor(cfg, epoch + step / steps)
 
 
 @dataclass
@@ -80,6 +98,9 @@ class RunState:
     model: object = None  # what the training steps run: ``net`` wrapped by the backend, maybe compiled
     precision: speed.Precision | None = None
     lr_at: object = None  # lr_schedule's function, or None
+    augment: augment.Augment | None = None  # the training images' symmetry transforms (--augment)
+    best: dict | None = None  # with --keep best: {"epoch", "loss", "model"} of the lowest validation loss
+    kept_epoch: int | None = None  # the epoch whose weights are scored and saved (``keep_weights``)
     # results
     comparison: dict | None = None  # test_comparison's (rank 0)
     ranks: list | None = None  # every rank's rank_summary (rank 0)
@@ -105,6 +126,7 @@ def run(cfg: Config, world: World, backend: str, device, threads: int, data: Dat
     resume(state)
     wrap(state)
     train_epochs(state)
+    keep_weights(state)
     state.comparison = test_comparison(state.net, data, world, device, batch=state.eval_batch)
     state.ranks = gather_ranks(state)
     if not world.is_root:
@@ -154,6 +176,7 @@ def resume(state: RunState) -> None:
     state.optimizer.load_state_dict(saved["optimizer"])
     state.epochs = [EpochTimes(**e) for e in saved["epochs"]]
     state.aucs, state.losses = saved["aucs"], saved["losses"]
+    state.best = saved.get("best")
     if world.is_root:
         print(f"resuming from {state.ckpt} after epoch {len(state.epochs) - 1}", flush=True)
 
@@ -168,6 +191,8 @@ def wrap(state: RunState) -> None:
     state.model = speed.maybe_compile(state.model, cfg.compile == "on")  # training only; validation: eager net
     state.precision = speed.Precision(cfg.amp, state.device)
     state.lr_at = lr_schedule(cfg)
+    transforms = augment.parse(cfg.augment)
+    state.augment = augment.Augment(transforms, cfg.seed) if transforms else None
 
 
 def train_epochs(state: RunState) -> None:
@@ -203,7 +228,7 @@ def train_timed(state: RunState, epoch: int) -> EpochTimes:
         before = cpu_use.sample()
         times = train_epoch(state.model, state.optimizer, state.sync, world, data.images, plan,
                             data.train_weights, state.device, epoch, cfg.prefetch, state.lr_at, state.precision,
-                            speed.memory_format(cfg.memory_format))
+                            speed.memory_format(cfg.memory_format), augment=state.augment)
         times.cpu = cpu_use.between(before, cpu_use.sample())
     except torch.OutOfMemoryError as exc:
         raise UsageError(f"--micro-batch: {state.micro} images of {cfg.image_size}x{cfg.image_size} per "
@@ -228,6 +253,31 @@ def validate_epoch(state: RunState, epoch: int, times: EpochTimes) -> None:
     state.aucs.append(auc)
     state.losses.append(val_loss)
     state.reached = reached_target(state.cfg, state.world, state.aucs)
+    if state.cfg.keep == "best":
+        remember_if_best(state, epoch, val_loss)
+
+
+def remember_if_best(state: RunState, epoch: int, val_loss) -> None:
+    """With --keep best: a copy of the weights (on every rank, for the collective test scoring) when
+    ``epoch``'s validation loss (rank 0's, broadcast) is the lowest so far. Collective."""
+    world = state.world
+    best = state.best["loss"] if state.best else math.inf
+    better = world.bcast(val_loss is not None and math.isfinite(val_loss) and val_loss < best
+                         if world.is_root else None)
+    if better:
+        loss = world.bcast(val_loss if world.is_root else None)
+        state.best = {"epoch": epoch, "loss": loss,
+                      "model": {k: v.detach().to("cpu", copy=True) for k, v in state.net.state_dict().items()}}
+
+
+def keep_weights(state: RunState) -> None:
+    """The weights the test split and --save-model see: the last epoch's, or with --keep best those of the
+    epoch of lowest validation loss (the last epoch's when no loss was finite); ``kept_epoch`` says which."""
+    if state.cfg.keep == "best" and state.best is not None:
+        state.net.load_state_dict(state.best["model"])
+        state.kept_epoch = state.best["epoch"]
+    else:
+        state.kept_epoch = len(state.epochs) - 1
 
 
 def end_epoch(state: RunState, epoch: int, bar) -> None:
@@ -236,7 +286,7 @@ def end_epoch(state: RunState, epoch: int, bar) -> None:
     cfg, world = state.cfg, state.world
     if state.ckpt:
         checkpoint.save(state.ckpt, cfg, world, state.net, state.optimizer, state.epochs, state.aucs,
-                        state.losses)
+                        state.losses, best=state.best)
     bar.update(1)
     if world.is_root:
         times, auc, val_loss = state.epochs[-1], state.aucs[-1], state.losses[-1]
@@ -364,6 +414,7 @@ def build_record(state: RunState) -> dict:
         cpu=cpu_use.record(state.node, cpu, floor),
         auc=state.aucs,
         val_loss=state.losses,
+        kept_epoch=state.kept_epoch,
         test_auc=state.comparison.get("auc") if state.comparison else None,
         physics=state.comparison,
         env=env,

@@ -48,7 +48,7 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
                 train_weights: np.ndarray, device: torch.device, epoch: int, prefetch: int,
                 lr_at=None, precision: Precision | None = None,
                 memory_format: torch.memory_format = torch.contiguous_format,
-                clock=time.perf_counter) -> EpochTimes:
+                clock=time.perf_counter, augment=None) -> EpochTimes:
     """Train one epoch on this rank's ``plan`` (steps, accumulation, micro_batch). Collective.
 
     ``source``: an EventSource (batches made by the background Prefetcher) or a DeviceCache (batches built
@@ -56,7 +56,8 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
 
     ``precision``: autocast and loss scaling (default fp32); ``memory_format``: layout the loader gives
     the images in (bench/runner/speed.py); ``clock``: what every time inside is read from (tests pass a
-    fake one).
+    fake one); ``augment``: the run's bench.runner.augment.Augment (its draws for this epoch and rank), or
+    None.
     """
     steps, accumulation, micro = plan.shape
     precision = precision or Precision()
@@ -64,7 +65,8 @@ def train_epoch(model, optimizer, sync: GradSync, world: World, source, plan: np
     losses = torch.zeros(steps, dtype=torch.float64, device=device)  # checked after the timed region
     model.train()
     loader = make_loader(source, list(plan), train_weights, depth=prefetch, pin=device.type == "cuda",
-                         memory_format=memory_format)
+                         memory_format=memory_format,
+                         augment=None if augment is None else augment.at(epoch, world.rank))
     try:
         _sync_device(device)
         world.barrier()
