@@ -93,6 +93,10 @@ def test_bad_flags_are_refused_naming_them():
     with pytest.raises(UsageError, match="--augment works on the sparse device cache"):
         parse_config(["--augment", "all", "--data-placement", "host"])
     assert parse_config(["--augment", "all"]).data_placement == "device"  # auto picks the cache
+    for bad in ("0.6,0.4", "0.6,0,0.4", "a,b,c", "0.6,0.2,nan", "0.6,0.2,-1"):
+        with pytest.raises(UsageError, match="--split"):
+            parse_config(["--split", bad])
+    assert parse_config(["--split", "0.6,0.1,0.3"]).split == "0.6,0.1,0.3"
     assert parse_config([]).data_placement == "host"
 
 

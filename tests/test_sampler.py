@@ -57,6 +57,15 @@ def test_file_split_is_deterministic_disjoint_and_whole_blocks():
     assert set(np.unique(s.train // 100)).isdisjoint(np.unique(s.val // 100))
     capped = split_fractions(10_000, seed=3, block=100, max_train=1000, max_val=10)
     assert len(capped.train) == 1000 and len(capped.val) == 10
+    np.testing.assert_array_equal(capped.test, s.test)  # a cap moves no event into or out of the test split
+    # a cap is a random subset of whole blocks, nested in a larger cap, not the file's first events
+    assert set(capped.train) <= set(s.train) and capped.train.max() > 5000
+    small = split_fractions(10_000, seed=3, block=1, max_train=500)
+    large = split_fractions(10_000, seed=3, block=1, max_train=3000)
+    assert set(small.train) <= set(large.train)
+    assert 0.3 < (small.train < 5000).mean() < 0.7  # spread over the file
+    other = split_fractions(10_000, seed=3, fractions=(0.6, 0.1, 0.3), block=1)
+    assert (len(other.train), len(other.val), len(other.test)) == (6000, 1000, 3000)
 
 
 def test_validation_shards_cover_the_set():

@@ -51,6 +51,9 @@ class Config:
     train_events: int = _f(65536, "training events per epoch (synthetic), or at most this many from the "
                                   "file's training split (0: all of it)")
     val_events: int = _f(8192, "validation events (synthetic), or at most this many from the file (0: all)")
+    split: str = _f("0.6,0.2,0.2", "a file's training, validation and test fractions (the study's 60/20/20), a "
+                                   "random split of its events drawn from --seed; --train-events and "
+                                   "--val-events then take random subsets of the first two")
     optimizer: str = _f("adam", "optimizer (sgd and lars with momentum 0.9; lamb and lars: "
                                 "bench/runner/optimizers.py)", choices=OPTIMIZERS)
     lr: float = _f(1e-3, "learning rate (at --lr-base-batch with --lr-scaling linear)")
@@ -133,6 +136,21 @@ PRESETS: dict[str, dict] = {
     "paper": dict(image_size=224, global_batch=32768, epochs=50, train_events=450_000,
                   val_events=150_000, amp="none", amp_why="preset paper: the study's fp32"),
 }
+
+
+def split_fractions_of(text: str) -> tuple[float, float, float]:
+    """The three fractions of ``--split`` ('train,val,test'; they need not sum to 1, they are normalised).
+    Raises ValueError saying what is wrong."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{text!r} is not three comma-separated numbers (train,val,test)") from None
+    if len(values) != 3:
+        raise ValueError(f"{text!r} has {len(values)} fractions, not three (train,val,test)")
+    if not all(0 < v < float("inf") for v in values):
+        raise ValueError(f"{text!r}: each fraction must be a positive finite number")
+    return values
 
 
 class UsageError(ValueError):
@@ -238,6 +256,10 @@ def validate(cfg: Config) -> None:
     for name in ("micro_batch", "train_events", "val_events", "threads", "lr_warmup_epochs"):
         if getattr(cfg, name) < 0:
             raise UsageError(f"{flag_name(name)} must not be negative, got {getattr(cfg, name)}")
+    try:
+        split_fractions_of(cfg.split)
+    except ValueError as exc:
+        raise UsageError(f"--split: {exc}") from None
     try:
         transforms = augment.parse(cfg.augment)
     except ValueError as exc:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from bench.runner.config import Config, UsageError
+from bench.runner.config import Config, UsageError, split_fractions_of
 from bench.runner.device_data import DeviceCache
 from bench.runner.sampler import Split, split_counts, split_fractions
 from data import open_source, training_weights
@@ -44,8 +44,8 @@ def open_data(cfg: Config) -> Data:
         source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed)
         # Split by event, not by the reader's block: generated and converted stores hold one sample per
         # chunk, and whole-chunk splits of a small file can leave a class out of a split.
-        split = split_fractions(len(source), cfg.seed, block=1, max_train=cfg.train_events,
-                                max_val=cfg.val_events)
+        split = split_fractions(len(source), cfg.seed, split_fractions_of(cfg.split), block=1,
+                                max_train=cfg.train_events, max_val=cfg.val_events)
     labels, weights = source.labels, source.weights
     tw = np.zeros(len(source))
     for name, part in (("training", split.train), ("validation", split.val), ("test", split.test)):

@@ -36,8 +36,10 @@ def split_fractions(n_events: int, seed: int, fractions=(0.6, 0.2, 0.2), block: 
                     max_train: int = 0, max_val: int = 0) -> Split:
     """A deterministic random split of a file's events, by whole blocks of ``block`` events.
 
-    The same (n_events, seed, block) always gives the same split, on every rank and every run.
-    ``max_train`` / ``max_val`` cap the training and validation sets (0: no cap).
+    The same (n_events, seed, block, fractions) always gives the same split, on every rank and every run.
+    ``max_train`` / ``max_val`` cap the training and validation sets (0: no cap) with a random subset of
+    whole blocks: the first blocks of the split's own random order, so a smaller cap is a subset of a
+    larger one (a learning curve's training sets are nested) and every cap keeps the split's mix of samples.
     """
     n_blocks = -(-n_events // block)
     order = np.random.default_rng([seed, 0x5B11]).permutation(n_blocks)
@@ -45,9 +47,9 @@ def split_fractions(n_events: int, seed: int, fractions=(0.6, 0.2, 0.2), block: 
     parts = np.split(order, edges[:-1])
 
     def events(blocks: np.ndarray, cap: int) -> np.ndarray:
-        idx = (np.sort(blocks)[:, None] * block + np.arange(block)[None, :]).reshape(-1)
+        idx = (blocks[:, None] * block + np.arange(block)[None, :]).reshape(-1)  # in the random order
         idx = idx[idx < n_events]
-        return idx[:cap] if cap else idx
+        return np.sort(idx[:cap] if cap else idx)
 
     return Split(train=events(parts[0], max_train), val=events(parts[1], max_val), test=events(parts[2], 0))
 
