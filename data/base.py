@@ -46,13 +46,14 @@ class SparseImages:
     counts: np.ndarray  # int64 (n,)
     pixel: np.ndarray  # int32 (sum counts,)
     value: np.ndarray  # float32 (sum counts,), normalised, non-zero
+    channels: int = 3  # 4 with the b-tag channel (data/btag.py)
 
     def dense(self, size: int) -> np.ndarray:
-        """float32 (n, 3, size, size)."""
-        n, per = len(self.counts), 3 * size * size
+        """float32 (n, channels, size, size)."""
+        n, per = len(self.counts), self.channels * size * size
         x = np.zeros(n * per, dtype=np.float32)
         x[np.repeat(np.arange(n, dtype=np.int64) * per, self.counts) + self.pixel] = self.value
-        return x.reshape(n, 3, size, size)
+        return x.reshape(n, self.channels, size, size)
 
 
 def sparse_images(rows: np.ndarray, pixel: np.ndarray, value: np.ndarray, n: int, size: int,

@@ -84,8 +84,13 @@ def get_model(name: str, image_size: int = 64, channels: int = 3, dropout: float
 def from_config(cfg) -> nn.Module:
     """The model a run configuration names (``bench.runner.config.Config`` or anything with ``model``,
     ``image_size``, ``dropout``, ``bn_momentum`` and optionally ``circular_phi``), on the CPU."""
-    return get_model(cfg.model, image_size=cfg.image_size, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum,
-                     circular_phi=getattr(cfg, "circular_phi", False))
+    return get_model(cfg.model, image_size=cfg.image_size, channels=channels_of(cfg), dropout=cfg.dropout,
+                     bn_momentum=cfg.bn_momentum, circular_phi=getattr(cfg, "circular_phi", False))
+
+
+def channels_of(cfg) -> int:
+    """Image channels a configuration trains on: 3 (HCAL E, ECAL E, track pT), 4 with ``btag_channel``."""
+    return 4 if getattr(cfg, "btag_channel", False) else 3
 
 
 def training_flops_of_config(cfg) -> float:
@@ -96,7 +101,7 @@ def training_flops_of_config(cfg) -> float:
 
     with torch.device("meta"):
         net = from_config(cfg)
-    return training_flops(net, cfg.image_size)[0]
+    return training_flops(net, cfg.image_size, channels_of(cfg))[0]
 
 
 def training_flops(model: nn.Module, image_size: int, channels: int = 3, batch: int = 2) -> tuple[float, dict]:

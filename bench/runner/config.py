@@ -43,6 +43,9 @@ class Config:
     circular_phi: bool = _f(False, "pad every convolution of a torchvision model circularly in phi (the study's "
                                    "CNNs always do)", flag=True)
     data: str = _f("synthetic", "'synthetic' for the embedded toy, or the path of an HDF5 event store")
+    btag_channel: bool = _f(False, "a fourth image channel with the b-tagged jets' positions (data/btag.py); "
+                                   "needs a store with jets (format version 3); the study's three channels "
+                                   "without it", flag=True)
     normalisation: str = _f("max", "image normalisation (data.base.normalise)", choices=NORMALISATIONS)
     global_batch: int = _f(32768, "images per optimizer step over all ranks (held fixed: strong scaling)")
     micro_batch: int = _f(0, "images per forward/backward on a rank; below the per-rank batch the "

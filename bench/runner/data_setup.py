@@ -14,6 +14,7 @@ from bench.runner.config import Config, UsageError, split_fractions_of
 from bench.runner.device_data import DeviceCache
 from bench.runner.sampler import Split, split_counts, split_fractions
 from data import open_source, training_weights
+from data.btag import BtagChannelSource
 from data.base import DataError
 
 
@@ -36,6 +37,8 @@ def open_data(cfg: Config) -> Data:
     Raises data.base.DataError naming the file and dataset when a file cannot be used.
     """
     if cfg.data == "synthetic":
+        if cfg.btag_channel:
+            raise DataError("synthetic: --btag-channel needs a store with every event's jets; the toy has none")
         n_test = cfg.val_events
         source = open_source("synthetic", cfg.image_size, cfg.normalisation, cfg.seed,
                              cfg.train_events + cfg.val_events + n_test)
@@ -44,6 +47,8 @@ def open_data(cfg: Config) -> Data:
         source = open_source(cfg.data, cfg.image_size, cfg.normalisation, cfg.seed)
         # Split by event, not by the reader's block: generated and converted stores hold one sample per
         # chunk, and whole-chunk splits of a small file can leave a class out of a split.
+        if cfg.btag_channel:
+            source = BtagChannelSource(source)
         split = split_fractions(len(source), cfg.seed, split_fractions_of(cfg.split), block=1,
                                 max_train=cfg.train_events, max_val=cfg.val_events)
     labels, weights = source.labels, source.weights

@@ -47,6 +47,7 @@ class DeviceCache:
         indices = np.unique(np.asarray(indices, dtype=np.int64))
         self.source, self.device, self.channels_last = source, device, channels_last
         self.size = int(source.image_size)
+        self.channels = int(getattr(source, "channels", 3))
         self.slot = np.full(len(source), -1, dtype=np.int64)
         self.slot[indices] = np.arange(len(indices))
         counts, pixels, values = [], [], []
@@ -72,7 +73,7 @@ class DeviceCache:
         if not self.channels_last:
             return pixel.astype(np.int32)
         hw = self.size * self.size
-        return ((pixel % hw) * 3 + pixel // hw).astype(np.int32)
+        return ((pixel % hw) * self.channels + pixel // hw).astype(np.int32)
 
     def _check_fits(self) -> None:
         if self.device.type != "cuda":
@@ -117,7 +118,7 @@ class DeviceCache:
         return int((self.offsets[slots + 1] - self.offsets[slots]).sum())
 
     def dense(self, indices: np.ndarray) -> torch.Tensor:
-        """float32 (n, 3, H, W) images of ``indices`` on the device (channels-last strides if asked)."""
+        """float32 (n, C, H, W) images of ``indices`` on the device (channels-last strides if asked)."""
         slots = self.slots(indices)
         dev_slots = torch.from_numpy(slots).to(self.device)
         return self.build(dev_slots, self.pixels_of(slots))
@@ -126,8 +127,8 @@ class DeviceCache:
         """The dense batch of the cache positions ``dev_slots`` (a device tensor) holding ``total`` lit
         pixels in all (known on the host, so that nothing waits for the device); ``draws``: each event's
         symmetry transforms (bench/runner/augment.py), applied to its lit pixels."""
-        n, s = len(dev_slots), self.size
-        per = 3 * s * s
+        n, s, c = len(dev_slots), self.size, self.channels
+        per = c * s * s
         start = self._offsets[dev_slots]
         count = self._offsets[dev_slots + 1] - start
         row = torch.repeat_interleave(torch.arange(n, device=self.device), count, output_size=total)
@@ -136,11 +137,11 @@ class DeviceCache:
         x = torch.zeros(n * per, dtype=torch.float32, device=self.device)
         pixel = self._pixel[src]
         if draws is not None:
-            pixel = transform_pixels(pixel, row, draws, s, 3, self.channels_last)
+            pixel = transform_pixels(pixel, row, draws, s, c, self.channels_last)
         x[row * per + pixel] = self._value[src]
         if self.channels_last:
-            return x.view(n, s, s, 3).permute(0, 3, 1, 2)
-        return x.view(n, 3, s, s)
+            return x.view(n, s, s, c).permute(0, 3, 1, 2)
+        return x.view(n, c, s, s)
 
 
 class DeviceLoader:
