@@ -1,0 +1,281 @@
+"""The learning curve: how many training events the CNN needs before it beats the cuts.
+
+    python -m reports.learning_curve run --data results/study/study64.h5 [--out results/learning-curve]
+        [--sizes 5000,10000,20000,50000,120000] [--arms plain,augment] [--epochs-budget 600000] [--dry-run]
+    python -m reports.learning_curve report [--records results/learning-curve/records.jsonl] [--out DIR]
+
+``run`` trains one bench.strong_scaling run per (arm, training-set size) that its records file does not
+hold yet, each with a checkpoint per epoch, so a run stopped by the end of a session continues from its
+last epoch when the same command is given again. Arms: ``plain`` (the study's three channels, no
+augmentation), ``augment`` (``--augment all``), ``btag`` (``--btag-channel``), ``btag_augment``. Every run
+uses the same split (``--split 0.6,0.1,0.3`` and one seed), so the test events are the same for every point
+and the training sets are nested random subsets (bench/runner/sampler.py). The recipe: Adam at 1e-3, a
+global batch of 256, a warm-up of one epoch then a cosine decay, the epoch of lowest validation loss kept;
+epochs: ``--epochs-budget`` images over the size, between 8 and 40.
+
+``report`` reads the records and writes ``learning_curve.md``, ``learning_curve.csv`` and
+``learning_curve.png`` / ``.svg``: test AUC and the signal-efficiency ratio CNN / cuts at the cuts'
+background efficiency (Poisson-bootstrap error, the unweighted background counts) against the training
+events, one line per arm, and per arm the fit of the ratio against log10(training events) with the
+number of events where it crosses 1 (``crossing``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import fail
+from data.files import WriteError
+
+ARMS = {"plain": [], "augment": ["--augment", "all"], "btag": ["--btag-channel"],
+        "btag_augment": ["--btag-channel", "--augment", "all"]}
+SIZES = (5000, 10000, 20000, 50000, 120000)
+RECIPE = ["--image-size", "64", "--global-batch", "256", "--lr", "1e-3", "--lr-warmup-epochs", "1",
+          "--lr-decay", "cosine", "--keep", "best", "--bn-momentum", "0.1", "--val-events", "0",
+          "--split", "0.6,0.1,0.3", "--seed", "41"]
+MIN_EPOCHS, MAX_EPOCHS = 8, 40
+
+
+def epochs_for(size: int, budget: int) -> int:
+    """Epochs of a run on ``size`` training events: ``budget`` images over the size, in [8, 40]."""
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(budget / size))))
+
+
+def arm_of(rec: dict) -> str:
+    """The arm a record belongs to, from its configuration."""
+    cfg = rec.get("config", {})
+    btag, aug = bool(cfg.get("btag_channel")), cfg.get("augment", "none") not in ("none", "")
+    return {(False, False): "plain", (False, True): "augment", (True, False): "btag",
+            (True, True): "btag_augment"}[btag, aug]
+
+
+def train_size(rec: dict) -> int:
+    return int(rec["data"]["split"]["train"])
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_command(data: str, arm: str, size: int, epochs: int, out: Path, python: str = sys.executable) -> list[str]:
+    """The bench.strong_scaling command line of one point."""
+    tag = f"{arm}-{size}"
+    return [python, "-m", "bench.strong_scaling", "--data", data, *RECIPE, *ARMS[arm], "--train-events",
+            str(size), "--epochs", str(epochs), "--out", str(out / "records.jsonl"),
+            "--checkpoint", str(out / "checkpoints" / f"{tag}.pt"), "--resume",
+            "--save-model", str(out / "models" / f"{tag}.pt")]
+
+
+def todo(records: list[dict], arms: list[str], sizes: list[int]) -> list[tuple[str, int]]:
+    """(arm, size) points without a record yet, smallest first, the arms taking turns."""
+    done = {(arm_of(r), train_size(r)) for r in records}
+    return [(arm, size) for size in sorted(sizes) for arm in arms if (arm, size) not in done]
+
+
+def fit_crossing(sizes, ratios, errors, draws: int = 4000, seed: int = 0) -> dict:
+    """Weighted least squares of ratio = a + b log10(N) (weights 1 / error^2) and where it reaches 1.
+
+    Returns ``a``, ``b``, their covariance ``cov`` (scaled by the reduced chi-square when it exceeds 1),
+    ``crossing`` (N at ratio 1, None when the slope is not positive or the fit has fewer than 3 points) and
+    ``crossing_68`` (the 16th and 84th percentiles of N over ``draws`` draws of (a, b) from the fit's
+    Gaussian, those with b <= 0 counted as never crossing: an upper end of None means more than 16% never
+    cross)."""
+    x = np.log10(np.asarray(sizes, np.float64))
+    y, e = np.asarray(ratios, np.float64), np.asarray(errors, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(e) & (e > 0)
+    x, y, e = x[ok], y[ok], e[ok]
+    if len(x) < 3:
+        return {"a": None, "b": None, "cov": None, "crossing": None, "crossing_68": None, "points": int(len(x))}
+    A = np.column_stack([np.ones_like(x), x]) / e[:, None]
+    coef, *_ = np.linalg.lstsq(A, y / e, rcond=None)
+    cov = np.linalg.inv(A.T @ A)
+    chi2 = float(((A @ coef - y / e) ** 2).sum()) / (len(x) - 2)
+    cov = cov * max(chi2, 1.0)
+    a, b = float(coef[0]), float(coef[1])
+    crossing = 10 ** ((1 - a) / b) if b > 0 else None
+    ab = np.random.default_rng(seed).multivariate_normal(coef, cov, draws)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        n = np.where(ab[:, 1] > 0, 10 ** ((1 - ab[:, 0]) / ab[:, 1]), np.inf)
+    lo, hi = np.percentile(n, [16, 84])
+    return {"a": a, "b": b, "cov": cov.tolist(), "chi2_per_dof": chi2, "points": int(len(x)),
+            "crossing": crossing, "crossing_68": [float(lo) if np.isfinite(lo) else None,
+                                                  float(hi) if np.isfinite(hi) else None]}
+
+
+def table(records: list[dict]) -> list[dict]:
+    """One row per record: arm, training events, epochs, kept epoch, test AUC, the ratio and its error,
+    the unweighted background counts, the training time."""
+    rows = []
+    for r in records:
+        p = r.get("physics") or {}
+        rows.append({"arm": arm_of(r), "train_events": train_size(r), "epochs": len(r.get("auc", [])),
+                     "kept_epoch": r.get("kept_epoch"), "test_auc": r.get("test_auc"),
+                     "eff_ratio": p.get("eff_ratio"), "eff_ratio_err": p.get("eff_ratio_err"),
+                     "cut_background_events": p.get("cut_background_events"),
+                     "cnn_background_events": p.get("cnn_background_events"),
+                     "train_s": sum(r.get("epoch_s", [])) + (r.get("warmup_epoch_s") or 0.0)})
+    return sorted(rows, key=lambda row: (row["arm"], row["train_events"]))
+
+
+def _fmt(v, spec=".4g"):
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def markdown(rows: list[dict], fits: dict) -> str:
+    head = ("| arm | training events | epochs | kept epoch | test AUC | eff. ratio CNN / cuts | +- | "
+            "bkg. events in SR | bkg. events at CNN WP | training time (s) |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {r['train_events']:,} | {r['epochs']} | {r['kept_epoch']} | "
+                     f"{_fmt(r['test_auc'])} | {_fmt(r['eff_ratio'], '.3f')} | {_fmt(r['eff_ratio_err'], '.3f')} | "
+                     f"{r['cut_background_events']} | {r['cnn_background_events']} | {_fmt(r['train_s'], '.0f')} |")
+    lines.append("")
+    for arm, f in fits.items():
+        if f["crossing"] is None:
+            why = "fewer than 3 points" if f["points"] < 3 else f"slope {f['b']:+.3f} per decade: no crossing"
+            lines.append(f"* {arm}: the ratio does not reach 1 on the fit ({why}).")
+        else:
+            lo, hi = f["crossing_68"]
+            lines.append(f"* {arm}: ratio = {f['a']:.3f} + {f['b']:.3f} log10(N); reaches 1 at N = "
+                         f"{f['crossing']:,.0f} training events (68%: {_fmt(lo, ',.0f')} to "
+                         f"{_fmt(hi, ',.0f') if hi is not None else 'never'}).")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows: list[dict], fits: dict, out: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from data.files import replaced
+
+    sns.set_theme(style="whitegrid")
+    plt.rcParams.update({"svg.hashsalt": "reports", "savefig.bbox": "tight"})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for arm in sorted({r["arm"] for r in rows}):
+        mine = [r for r in rows if r["arm"] == arm and r["test_auc"] is not None]
+        n = [r["train_events"] for r in mine]
+        left.plot(n, [r["test_auc"] for r in mine], "o-", label=arm)
+        ratio = [r["eff_ratio"] if r["eff_ratio"] is not None else np.nan for r in mine]
+        err = [r["eff_ratio_err"] if r["eff_ratio_err"] is not None else np.nan for r in mine]
+        line = right.errorbar(n, ratio, yerr=err, fmt="o", capsize=3, label=arm)
+        f = fits.get(arm)
+        if f and f["a"] is not None:
+            grid = np.logspace(np.log10(min(n)), np.log10(max(max(n), f["crossing"] or 0) * 1.2), 50)
+            right.plot(grid, f["a"] + f["b"] * np.log10(grid), "--", color=line[0].get_color())
+    left.axhline(0.9914, color="grey", ls=":", label="the study (64x64, ~450k events)")
+    right.axhline(1.0, color="black", lw=1, label="the cuts")
+    right.axhline(1.803, color="grey", ls=":", label="the study")
+    for ax, what in ((left, "test AUC"), (right, "signal-efficiency ratio CNN / cuts")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training events")
+        ax.set_ylabel(what)
+        ax.legend(fontsize=8)
+    written = []
+    for ext in ("png", "svg"):
+        path = out / f"learning_curve.{ext}"
+        with replaced(path) as tmp:
+            fig.savefig(tmp, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def report(records: list[dict], out: Path) -> dict:
+    """Write the table, the CSV, the figure and ``learning_curve.json`` into ``out``; returns the fits."""
+    import pandas as pd
+
+    from data.files import write_text
+
+    rows = table(records)
+    fits = {}
+    for arm in sorted({r["arm"] for r in rows}):
+        mine = [r for r in rows if r["arm"] == arm]
+        fits[arm] = fit_crossing([r["train_events"] for r in mine],
+                                 [np.nan if r["eff_ratio"] is None else r["eff_ratio"] for r in mine],
+                                 [np.nan if r["eff_ratio_err"] is None else r["eff_ratio_err"] for r in mine])
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "learning_curve.md", markdown(rows, fits))
+    write_text(out / "learning_curve.csv", pd.DataFrame(rows).to_csv(index=False))
+    write_text(out / "learning_curve.json", json.dumps({"rows": rows, "fits": fits}, indent=1) + "\n")
+    figure(rows, fits, out)
+    return fits
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reports.learning_curve", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train the points not recorded yet (resumable)")
+    r.add_argument("--data", required=True, help="the study store (data.generation.study)")
+    r.add_argument("--out", default="results/learning-curve", help="folder of records, checkpoints, models")
+    r.add_argument("--sizes", default=",".join(map(str, SIZES)), help="training-set sizes, comma separated")
+    r.add_argument("--arms", default="plain,augment", help=f"comma separated, from {', '.join(ARMS)}")
+    r.add_argument("--epochs-budget", type=int, default=600_000,
+                   help=f"training images per run: epochs = budget / size, in [{MIN_EPOCHS}, {MAX_EPOCHS}]")
+    r.add_argument("--dry-run", action="store_true", help="print the commands and stop")
+    g = sub.add_parser("report", help="the table, figure and fits of the records")
+    g.add_argument("--records", default="results/learning-curve/records.jsonl")
+    g.add_argument("--out", default="results/learning-curve")
+    return p
+
+
+def _sizes(parser, text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        parser.error(f"--sizes {text!r}: not comma-separated whole numbers")
+    if not sizes or min(sizes) <= 0:
+        parser.error(f"--sizes {text!r}: each size must be positive")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.command == "report":
+        path = Path(a.records)
+        if not path.is_file():
+            parser.error(f"--records {a.records}: no such file")
+        records = read_records(path)
+        if not records:
+            parser.error(f"--records {a.records}: holds no record")
+        try:
+            fits = report(records, Path(a.out))
+        except WriteError as exc:
+            return fail(str(exc))
+        print((Path(a.out) / "learning_curve.md").read_text(), end="")
+        return 0 if fits else 1
+    sizes = _sizes(parser, a.sizes)
+    arms = a.arms.split(",")
+    bad = [x for x in arms if x not in ARMS]
+    if bad:
+        parser.error(f"--arms: unknown arm {bad[0]!r}; choose from {', '.join(ARMS)}")
+    if a.epochs_budget <= 0:
+        parser.error(f"--epochs-budget must be positive, got {a.epochs_budget}")
+    if not Path(a.data).is_file():
+        parser.error(f"--data {a.data}: no such file")
+    out = Path(a.out)
+    for sub in ("checkpoints", "models"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for arm, size in todo(read_records(out / "records.jsonl"), arms, sizes):
+        cmd = run_command(a.data, arm, size, epochs_for(size, a.epochs_budget), out)
+        print(" ".join(cmd), flush=True)
+        if a.dry_run:
+            continue
+        rc = subprocess.run(cmd).returncode
+        if rc != 0:
+            return fail(f"the {arm} run on {size} training events exited {rc}; run the same command to continue it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
