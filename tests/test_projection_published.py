@@ -212,6 +212,38 @@ def test_curve_steps_use_the_exchange_and_the_workload_tensors():
     tensors = profiles.load().workloads["circpad-224"].tensors
     case = Case("circpad", 224, sum(tensors), tensors=tensors)
     step = project_step(prof, case, 1024)
-    assert step.allreduce_s == pytest.approx(ex.time_s(1024, [4 * n for n in tensors]))
-    fp16 = project_step(prof, Case("circpad", 224, sum(tensors), grad_bytes_per_param=2, tensors=tensors), 1024)
-    assert fp16.allreduce_s == pytest.approx(ex.time_s(1024, [2 * n for n in tensors]))
+    # the timeline's collectives on the exchange's cost: no fewer than with every tensor fused at once (a
+    # wake-up fuses only the tensors ready by then), the cycle placed in time instead of half a cycle each
+    from bench.projection import timeline
+    from bench.projection.model import BACKWARD_SHARE
+    backward = BACKWARD_SHARE * 32768 / 1024 / 10.0
+    for per in (4, 2):
+        sizes = [per * n for n in tensors]
+        step = project_step(prof, Case("circpad", 224, sum(tensors), grad_bytes_per_param=per, tensors=tensors), 1024)
+        want = timeline.exposed_s(sizes, [1.0] * len(sizes), backward, lambda n: ex.one_s(1024, n), "horovod",
+                                  ex.fusion_bytes, ex.cycle_s, 0.7)
+        assert (step.exposed_s, step.allreduce_s) == pytest.approx(want)
+        assert step.allreduce_s >= sum(ex.one_s(1024, b) for b in co.fusion_buckets(sizes, ex.fusion_bytes)) - 1e-12
+
+
+def test_curve_steps_run_the_backends_timeline():
+    """mpi waits for the whole allreduce after backward; horovod hides what the timeline hides, scaled by
+    ``overlap``; one rank exchanges nothing; the layer table's order and FLOPs are used when given."""
+    from bench.projection import timeline
+    from bench.projection.model import BACKWARD_SHARE, AllreduceFit, Case, ComputeFit, Profile, project_step
+    prof = Profile("p", "p", {("circpad", 64): ComputeFit(0.0, 100.0)}, AllreduceFit(1e-6, 1e9))
+    mpi = project_step(prof, Case("circpad", 64, 10_000_000, global_batch=4096, backend="mpi"), 8)
+    assert mpi.exposed_s == pytest.approx(mpi.allreduce_s) and mpi.allreduce_s > 0
+    hv = project_step(prof, Case("circpad", 64, 10_000_000, global_batch=4096, backend="horovod", overlap=1.0), 8)
+    assert hv.exposed_s < 0.5 * mpi.exposed_s  # 0.08 s of allreduce against 3.4 s of backward
+    none = project_step(prof, Case("circpad", 64, 10_000_000, global_batch=4096, overlap=0.0), 8)
+    assert none.exposed_s == pytest.approx(none.allreduce_s)  # nothing realised: all of it waits
+    assert project_step(prof, Case("circpad", 64, 10_000_000, global_batch=4096), 1).exposed_s == 0.0
+    from bench.projection import layers as L
+    counts, flops = L.backward_order("circpad-64")
+    case = Case("circpad", 64, sum(counts), global_batch=4096, tensors=tuple(counts), flops=tuple(flops))
+    step = project_step(prof, case, 8)
+    backward = BACKWARD_SHARE * 4096 / 8 / 100.0
+    want = timeline.exposed_s([4.0 * n for n in counts], flops, backward, lambda n: prof.network.time_s(8, n),
+                              "horovod", 128 * 2**20, 1e-3, 0.7)
+    assert (step.exposed_s, step.allreduce_s) == pytest.approx(want)

@@ -24,7 +24,7 @@ from dataclasses import replace
 import models
 from data.errors import fail
 from bench.outputs import check_output_dir, check_output_file
-from bench.projection import published
+from bench.projection import layers, published
 from bench.projection.calibrate import (
     Calibration,
     host_info,
@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--events", type=int, default=450_000, help="training events per epoch")
     m.add_argument("--backend", default="horovod", choices=("horovod", "ddp", "mpi"))
     m.add_argument("--overlap", type=float, default=0.7,
-                   help="horovod/ddp: fraction of backward that allreduces can hide behind")
+                   help="horovod/ddp: the fraction of the overlap timeline's ideal hiding that is realised "
+                        "(bench/projection/timeline.py; 1 the ideal timeline, 0 no overlap)")
     m.add_argument("--max-nodes", type=int, default=1024)
     m.add_argument("--local-threads", type=int, default=0,
                    help="thread count of the 'this machine' profile (default: the largest calibrated)")
@@ -199,8 +200,14 @@ def cases(args, cal: Calibration, prof) -> list[Case]:
         if params is None:
             continue
         w = prof.workloads.get(f"{args.model}-{size}")
+        tensors, flops = (), ()
+        if w and w.params == params and w.layers:
+            counts, flops = layers.backward_order(w.layers)
+            tensors, flops = tuple(counts), tuple(flops)
+        elif w and w.params == params:
+            tensors = w.tensors
         out.append(Case(args.model, size, params, args.global_batch, args.events, args.backend,
-                        overlap=args.overlap, tensors=w.tensors if w and w.params == params else ()))
+                        overlap=args.overlap, tensors=tensors, flops=flops))
     return out
 
 

@@ -9,10 +9,12 @@ Step time at N nodes, one rank per node, global batch G, per-rank batch b = G / 
     allreduce(S) = 2 (N - 1) alpha + 2 (N - 1) / N * S / B   (ring allreduce; S gradient bytes; Patarasuk &
                                                           Yuan 2009, Thakur et al. 2005: docs/physics-reference.md,
                                                           'Hardware')
-    exposed      = allreduce                             backend mpi: one blocking Allreduce after backward
-                 = max(0, allreduce - overlap * backward) backends horovod/ddp: allreduces run during
-                                                          backward; ``overlap`` is the fraction of backward
-                                                          they can hide behind (an assumption, default 0.7)
+    exposed      = the overlap timeline (bench/projection/timeline.py) over the gradient tensors in backward
+                   order, each ready when backward reaches its layer (the workload's layer table, else
+                   evenly through backward): backend horovod, Horovod's cycle and fusion buffer; ddp,
+                   PyTorch's 25 MB buckets; mpi, one blocking Allreduce after backward (nothing hidden).
+                   ``overlap`` is the fraction of the ideal timeline's hiding that is realised (an
+                   assumption, default 0.7), as in the published-point model (bench/projection/published.py)
     backward     = BACKWARD_SHARE * b / r_max            (backward is about 2/3 of the batch-proportional work)
     step         = compute(b) + exposed
     epoch        = floor(events / G) * step              (no data wait: the loader is assumed to keep up)
@@ -23,10 +25,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from bench.projection import timeline
 from bench.projection.collectives import ring_s
 
 BACKWARD_SHARE = 2.0 / 3.0  # backward ~ 2x forward flops
 OVERLAP_BACKENDS = ("horovod", "ddp")
+# The harness's backends as timeline schedules, and their defaults where the profile has no Exchange:
+# Horovod 0.21 and later (this project installs a later one, docs/install.md) fuses up to 128 MB every 1 ms
+# (HOROVOD_FUSION_THRESHOLD, HOROVOD_CYCLE_TIME; Horovod's v0.21.0 release notes); PyTorch DDP's
+# bucket_cap_mb is 25 (torch.nn.parallel.DistributedDataParallel; Li et al. 2020).
+SCHEDULE_OF = {"horovod": "horovod", "ddp": "buckets", "mpi": "after"}
+DEFAULT_FUSION = {"horovod": (128 * 2**20, 1e-3), "ddp": (25 * 2**20, 0.0), "mpi": (0.0, 0.0)}
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,8 @@ class Case:
     backend: str = "horovod"
     grad_bytes_per_param: int = 4  # 2: fp16 gradient compression
     overlap: float = 0.7
-    tensors: tuple = ()  # parameter counts in backward order (profiles.json workloads); () = one tensor
+    tensors: tuple = ()  # parameter counts in backward order (profiles.json workloads); () = even slices
+    flops: tuple = ()  # backward FLOPs before each of ``tensors`` is ready (the layer table); () = even
 
     @property
     def grad_bytes(self) -> int:
@@ -128,6 +138,15 @@ class Case:
 
     def tensor_bytes(self) -> list[int]:
         return [n * self.grad_bytes_per_param for n in self.tensors] or [self.grad_bytes]
+
+    def gradient_schedule(self) -> tuple[list[float], list[float]]:
+        """(bytes of each gradient tensor, backward FLOPs before it is ready), backward order: the layer
+        table's where the case has one, else the gradient ready evenly through backward."""
+        if self.tensors and len(self.flops) == len(self.tensors):
+            return [float(b) for b in self.tensor_bytes()], [float(f) for f in self.flops]
+        if self.tensors:
+            return [float(b) for b in self.tensor_bytes()], [1.0] * len(self.tensors)
+        return timeline.even(float(self.grad_bytes), 1.0)
 
 
 @dataclass(frozen=True)
@@ -146,10 +165,30 @@ class Step:
 
 
 def exposed_comm_s(allreduce_s: float, backward_s: float, backend: str, overlap: float) -> float:
-    """Communication the step waits for: all of it for mpi, what backward cannot hide for horovod/ddp."""
+    """The older, coarser overlap: all of the allreduce for mpi, what ``overlap`` of backward cannot hide for
+    horovod/ddp. Kept for comparison; ``project_step`` uses the timeline."""
     if backend in OVERLAP_BACKENDS:
         return max(0.0, allreduce_s - overlap * backward_s)
     return allreduce_s
+
+
+def exchange_s(profile: Profile, case: Case, ranks: int, backward_s: float) -> tuple[float, float]:
+    """(exposed seconds, total communication seconds) of one step's gradient exchange on ``ranks`` ranks:
+    the overlap timeline of the case's backend, one collective's cost from the profile's Exchange or its
+    fitted ring allreduce. Raises ValueError for a backend the timeline does not know."""
+    if ranks <= 1:
+        return 0.0, 0.0
+    if case.backend not in SCHEDULE_OF:
+        raise ValueError(f"unknown backend {case.backend!r}; choose from {', '.join(SCHEDULE_OF)}")
+    ex = profile.exchange
+    if ex is not None:
+        cost, fusion, cycle = (lambda n: ex.one_s(ranks, n)), ex.fusion_bytes, ex.cycle_s
+    else:
+        cost = lambda n: profile.network.time_s(ranks, n)  # noqa: E731
+        fusion, cycle = DEFAULT_FUSION[case.backend]
+    sizes, flops = case.gradient_schedule()
+    return timeline.exposed_s(sizes, flops, backward_s, cost, SCHEDULE_OF[case.backend], fusion, cycle,
+                              case.overlap)
 
 
 def project_step(profile: Profile, case: Case, nodes: int) -> Step:
@@ -157,10 +196,8 @@ def project_step(profile: Profile, case: Case, nodes: int) -> Step:
     ranks = nodes * profile.ranks_per_node
     b = case.global_batch / ranks
     compute = fit.step_s(b)
-    allreduce = (profile.exchange.time_s(ranks, case.tensor_bytes()) if profile.exchange is not None
-                 else profile.network.time_s(ranks, case.grad_bytes))
     backward = BACKWARD_SHARE * b / fit.r_max
-    exposed = exposed_comm_s(allreduce, backward, case.backend, case.overlap)
+    exposed, allreduce = exchange_s(profile, case, ranks, backward)
     return Step(nodes=nodes, ranks=ranks, per_rank_batch=b, compute_s=compute, allreduce_s=allreduce,
                 exposed_s=exposed, steps_per_epoch=case.events // case.global_batch)
 
