@@ -1,14 +1,14 @@
 """The learning curve: how many training events the CNN needs before it beats the cuts.
 
     python -m reports.learning_curve run --data results/study/study64.h5 [--out results/learning-curve]
-        [--sizes 5000,10000,20000,50000,120000] [--arms plain,augment] [--epochs-budget 600000] [--dry-run]
+        [--sizes 5000,10000,20000,50000,110000] [--arms plain,augment] [--epochs-budget 600000] [--dry-run]
     python -m reports.learning_curve report [--records results/learning-curve/records.jsonl] [--out DIR]
 
 ``run`` trains one bench.strong_scaling run per (arm, training-set size) that its records file does not
 hold yet, each with a checkpoint per epoch, so a run stopped by the end of a session continues from its
 last epoch when the same command is given again. Arms: ``plain`` (the study's three channels, no
 augmentation), ``augment`` (``--augment all``), ``btag`` (``--btag-channel``), ``btag_augment``. Every run
-uses the same split (``--split 0.6,0.1,0.3`` and one seed), so the test events are the same for every point
+uses the same split (``--split 0.55,0.1,0.35`` and one seed), so the test events are the same for every point
 and the training sets are nested random subsets (bench/runner/sampler.py). The recipe: Adam at 1e-3, a
 global batch of 256, a warm-up of one epoch then a cosine decay, the epoch of lowest validation loss kept;
 epochs: ``--epochs-budget`` images over the size, between 8 and 40.
@@ -35,10 +35,10 @@ from data.files import WriteError
 
 ARMS = {"plain": [], "augment": ["--augment", "all"], "btag": ["--btag-channel"],
         "btag_augment": ["--btag-channel", "--augment", "all"]}
-SIZES = (5000, 10000, 20000, 50000, 120000)
+SIZES = (5000, 10000, 20000, 50000, 110000)
 RECIPE = ["--image-size", "64", "--global-batch", "256", "--lr", "1e-3", "--lr-warmup-epochs", "1",
           "--lr-decay", "cosine", "--keep", "best", "--bn-momentum", "0.1", "--val-events", "0",
-          "--split", "0.6,0.1,0.3", "--seed", "41"]
+          "--split", "0.55,0.1,0.35", "--seed", "41"]
 MIN_EPOCHS, MAX_EPOCHS = 8, 40
 
 

@@ -44,7 +44,7 @@ def test_points_are_planned_from_the_records():
     assert lc.epochs_for(5000, 600_000) == 40 and lc.epochs_for(50_000, 600_000) == 12
     assert lc.epochs_for(120_000, 600_000) == 8
     cmd = lc.run_command("s.h5", "augment", 5000, 40, lc.Path("o"))
-    assert cmd[cmd.index("--split") + 1] == "0.6,0.1,0.3" and "--resume" in cmd and "--augment" in cmd
+    assert cmd[cmd.index("--split") + 1] == "0.55,0.1,0.35" and "--resume" in cmd and "--augment" in cmd
     assert cmd[cmd.index("--train-events") + 1] == "5000" and cmd[cmd.index("--keep") + 1] == "best"
 
 

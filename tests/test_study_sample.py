@@ -49,7 +49,7 @@ def test_the_sample_is_remade_bit_for_bit_in_two_goes_and_with_other_workers(tmp
     one = tmp_path / "one.h5"
     assert study.main(["--out", str(one), "--workers", "2"], recipe=TINY) == 0
     out = capsys.readouterr().out
-    assert "32 events committed" in out and "--split 0.6,0.1,0.3" in out and "qcd_pthat_800_1100" in out
+    assert "32 events committed" in out and "--split 0.55,0.1,0.35" in out and "qcd_pthat_800_1100" in out
     two = tmp_path / "sub" / "two.h5"  # the folder is made
     assert study.main(["--out", str(two), "--workers", "1"], recipe=TINY) == 0
     assert _chunks(one) == _chunks(two)  # another number of workers
