@@ -9,7 +9,8 @@ file remakes the same events chunk for chunk, bit for bit, whatever the number o
 go on. A finished file is left alone. At the end it prints the file's sample table and its split for
 training (``--split 0.55,0.1,0.35`` of bench.strong_scaling: 110,000 training, 20,000 validation and 70,000
 test events, 35,000 of them QCD: about 42 unweighted background events expected in the cuts' signal
-region, fewer than 30 in about 2% of samples (Poisson; the 0.12% itself rests on 18 events); docs/data.md, 'The study sample').
+region, fewer than 30 in about 2% of samples (Poisson; the 0.12% itself rests on 18 events);
+docs/data.md, 'The study sample').
 
 The file keeps every event's jets (format version 3), so the b-tag channel can be painted from it.
 Cost on the project's 2-core machine: docs/data.md, 'The study sample'.
