@@ -74,6 +74,24 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
 
 
 @pytest.mark.slow  # runs python -m bench.strong_scaling
+def test_a_resumed_run_keeps_its_best_epoch_and_augmentation(tmp_path):
+    """--keep best and --augment survive a stop: the best weights so far ride in the checkpoint and the
+    augmentation's draws depend on (seed, epoch, rank, step) only; with --lr-decay the schedule depends on
+    --epochs, so changing it is refused."""
+    extra = ["--augment", "all", "--keep", "best", "--lr", "0.02"]
+    run(["--epochs", "4", "--checkpoint", str(tmp_path / "a.ckpt"), *extra], tmp_path / "a.jsonl")
+    run(["--epochs", "2", "--checkpoint", str(tmp_path / "b.ckpt"), *extra], tmp_path / "b-first.jsonl")
+    run(["--epochs", "4", "--checkpoint", str(tmp_path / "b.ckpt"), "--resume", *extra], tmp_path / "b.jsonl")
+    (a,), (b,) = records(tmp_path / "a.jsonl"), records(tmp_path / "b.jsonl")
+    assert a["val_loss"] == b["val_loss"] and a["kept_epoch"] == b["kept_epoch"]
+    assert a["test_auc"] == b["test_auc"]
+    decay = ["--lr-decay", "cosine", "--checkpoint", str(tmp_path / "c.ckpt")]
+    run(["--epochs", "2", *decay], tmp_path / "c.jsonl")
+    proc = run(["--epochs", "3", "--resume", *decay], tmp_path / "c.jsonl", check=False)
+    assert proc.returncode == 2 and "epochs" in proc.stderr and "--checkpoint" in proc.stderr
+
+
+@pytest.mark.slow  # runs python -m bench.strong_scaling
 def test_resume_needs_something_to_resume(tmp_path):
     proc = run(["--resume"], tmp_path / "x.jsonl", check=False)
     assert proc.returncode == 2 and "--resume" in proc.stderr
