@@ -107,7 +107,7 @@ def fit_crossing(sizes, ratios, errors, draws: int = 4000, seed: int = 0) -> dic
     ab = np.random.default_rng(seed).multivariate_normal(coef, cov, draws)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         n = np.where(ab[:, 1] > 0, 10 ** ((1 - ab[:, 0]) / ab[:, 1]), np.inf)
-    lo, hi = np.percentile(n, [16, 84])
+    lo, hi = np.percentile(n, [16, 84], method="nearest")  # no interpolation with infinities
     return {"a": a, "b": b, "cov": cov.tolist(), "chi2_per_dof": chi2, "points": int(len(x)),
             "crossing": crossing, "crossing_68": [float(lo) if np.isfinite(lo) else None,
                                                   float(hi) if np.isfinite(hi) else None]}
