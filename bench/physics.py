@@ -16,7 +16,7 @@ records of ``bench.strong_scaling``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -105,6 +105,11 @@ class Comparison:
     discovery_b: float | None
     discovery_background_events: int | None
     eff_ratio_err: float | None = None  # bootstrap standard deviations (None: not computed)
+    # the cuts with the Nb >= 3 step as each event's probability instead of its drawn tags (``truth_tag``);
+    # None where the source has no per-jet tag efficiencies
+    cut_signal_eff_truth_tag: float | None = None
+    cut_background_eff_truth_tag: float | None = None
+    truth_tag_background_events: int | None = None  # unweighted test background events that contribute
     sig_ratio_err: float | None = None
     bootstrap: int = 0
     roc: dict | None = None  # compact ROC (roc_points) of the same curve the comparison used
@@ -226,6 +231,55 @@ def roc_points(fpr: np.ndarray, tpr: np.ndarray, n: int = 200, fpr_min: float = 
     return {"fpr": [float(f) for f in grid], "tpr": [float(t) for t in tpr[np.maximum(k, 0)]]}
 
 
+def p_at_least(offsets: np.ndarray, eff: np.ndarray, k: int) -> np.ndarray:
+    """P(at least ``k`` tags) of each event from its jets' independent tag efficiencies (Poisson-binomial):
+    event i's jets are ``eff[offsets[i]:offsets[i + 1]]``. Returns float64 (n,)."""
+    offsets = np.asarray(offsets, np.int64)
+    n = len(offsets) - 1
+    counts = np.diff(offsets)
+    # P(exactly j tags so far), j < k, for every event at once, adding one jet position at a time
+    p = np.zeros((n, k))
+    p[:, 0] = 1.0
+    for m in range(int(counts.max()) if n else 0):
+        has = counts > m
+        e = np.where(has, np.asarray(eff, np.float64)[np.minimum(offsets[:-1] + m, len(eff) - 1)], 0.0)
+        shifted = np.concatenate([np.zeros((n, 1)), p[:, :-1]], axis=1)
+        p = p * (1 - e)[:, None] + shifted * e[:, None]
+    return np.clip(1.0 - p.sum(axis=1), 0.0, 1.0)
+
+
+def truth_tag(table: dict, offsets: np.ndarray, eff: np.ndarray) -> np.ndarray:
+    """Each event's weight in the signal region with the Nb >= 3 step taken as a probability: the signal
+    region's other cuts (Njet, MJ, HT) times P(Nb >= 3 | Nb >= 1) from its jets' tag efficiencies (every
+    stored event has at least one tag: on the fast path its tags were drawn given one, its weight carries
+    P(Nb >= 1); on the old path the baseline kept only events with one). The expectation of the drawn-tag
+    selection given the event's jets, so an unbiased estimate of the same efficiencies that uses every event
+    passing the other cuts (ATLAS's 'truth tagging'). Returns float64 (n,)."""
+    from data.selection import SR_HT_MIN, SR_MJ_MIN, SR_NB_MIN, SR_NJET_MIN
+    kin = ((np.asarray(table["njet"]) >= SR_NJET_MIN) & (np.asarray(table["mj"]) > SR_MJ_MIN)
+           & (np.asarray(table["ht"]) > SR_HT_MIN))
+    p3, p1 = p_at_least(offsets, eff, SR_NB_MIN), p_at_least(offsets, eff, 1)
+    return np.where(kin & (p1 > 0), np.divide(p3, p1, out=np.zeros_like(p3), where=p1 > 0), 0.0)
+
+
+def _source_jets(source, indices: np.ndarray):
+    """(offsets, btag_eff) of the jets of ``indices`` when the source is a store with finite per-jet tag
+    efficiencies (format version 3 from the generator), else None."""
+    from data.store import has_jets
+    f = getattr(source, "f", None)
+    if f is None or not has_jets(f):
+        return None
+    off = f["jets/offsets"][: len(source) + 1].astype(np.int64)
+    eff = f["jets/btag_eff"][: int(off[-1])].astype(np.float64)
+    lo, hi = off[indices], off[indices + 1]
+    counts = hi - lo
+    take = np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    mine = eff[take]
+    if not np.isfinite(mine).all():
+        return None  # Delphes input: the decisions only
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), mine
+
+
 def on_source(source, indices: np.ndarray, scores: np.ndarray, luminosity_fb: float = LUMINOSITY_FB,
               bootstrap: int = 200, seed: int = 0) -> tuple[Comparison, list[dict]]:
     """The comparison (its compact ROC included) and the cut flow for scored events ``indices`` of a source.
@@ -241,4 +295,11 @@ def on_source(source, indices: np.ndarray, scores: np.ndarray, luminosity_fb: fl
     w = yield_weights(source.weights, all_samples, indices)
     y = source.labels[indices]
     cmp = compare(y, scores, w, signal_region(table), luminosity_fb, bootstrap, seed)
+    jets = _source_jets(source, indices)
+    if jets is not None:
+        tt = truth_tag(table, *jets)
+        sig = np.asarray(y) == 1
+        cmp = replace(cmp, cut_signal_eff_truth_tag=float((w * tt)[sig].sum() / w[sig].sum()),
+                      cut_background_eff_truth_tag=float((w * tt)[~sig].sum() / w[~sig].sum()),
+                      truth_tag_background_events=int(((tt > 0) & ~sig).sum()))
     return cmp, cut_flow(table, y, w)

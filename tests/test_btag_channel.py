@@ -112,3 +112,23 @@ def test_a_run_trains_on_four_channels(tmp_path):
     assert rec["config"]["btag_channel"] is True
     assert rec["data"]["channels"] == ["hcal_e", "ecal_e", "track_pt", "btag"]
     assert rec["model_params"] > 0 and rec["test_auc"] is not None
+
+
+def test_the_comparison_adds_the_truth_tag_estimate_on_a_store_with_tag_efficiencies(tmp_path):
+    from bench import physics
+    path, old = tmp_path / "j.h5", tmp_path / "old.h5"
+    tables = _store(path, n=80)
+    _store(old, n=80, jets=False)
+    with h5py.File(path, "a") as f:  # every event above the MJ cut: the events with 8 jets count
+        f["events/mj"][:] = 900.0
+    scores = np.linspace(0, 1, 80)
+    cmp, _ = physics.on_source(open_hdf5(str(path)), np.arange(80), scores, bootstrap=0)
+    src = open_hdf5(str(path))
+    t = src.event_table()
+    off = np.concatenate([[0], np.cumsum([len(x) for x in tables])])
+    tt = physics.truth_tag(t, off, np.concatenate(tables)[:, 4])
+    bkg = src.labels == 0
+    assert cmp.cut_background_eff_truth_tag == pytest.approx((src.weights * tt)[bkg].sum() / src.weights[bkg].sum())
+    assert cmp.truth_tag_background_events == int(((tt > 0) & bkg).sum()) > 0
+    plain, _ = physics.on_source(open_hdf5(str(old)), np.arange(80), scores, bootstrap=0)
+    assert plain.cut_background_eff_truth_tag is None and plain.truth_tag_background_events is None

@@ -147,3 +147,22 @@ def test_roc_figure_and_tables_are_written(tmp_path, region):
     lines = md.read_text().splitlines()
     assert len(lines) == 4 and "2 rank(s)" in lines[2] and "KISTI study" in lines[3] and "1.803" in lines[3]
     assert csv.read_text().splitlines()[0].startswith("label,test_events,auc")
+
+
+def test_truth_tag_probabilities_by_hand_and_against_drawn_tags():
+    """P(Nb >= k) of independent tags (Poisson-binomial), and the signal-region weight P(Nb >= 3 | Nb >= 1)
+    against the frequency of Nb >= 3 among tags drawn given one tag, as the fast path draws them."""
+    from bench.physics import p_at_least, truth_tag
+    from data.generation.jets import draw_tags_given_one
+    off = np.array([0, 3, 3, 5])  # three jets at 0.5, no jet, two jets
+    eff = np.array([0.5, 0.5, 0.5, 0.2, 0.1])
+    np.testing.assert_allclose(p_at_least(off, eff, 1), [0.875, 0.0, 1 - 0.8 * 0.9])
+    np.testing.assert_allclose(p_at_least(off, eff, 2), [0.5, 0.0, 0.02])
+    np.testing.assert_allclose(p_at_least(off, eff, 3), [0.125, 0.0, 0.0])
+    rng = np.random.default_rng(1)
+    e = np.array([0.7, 0.4, 0.3, 0.1, 0.05, 0.02, 0.01, 0.01])
+    drawn = np.mean([draw_tags_given_one(e, rng).sum() >= 3 for _ in range(20000)])
+    table = {"njet": np.array([8, 8, 7]), "mj": np.array([900.0, 700.0, 900.0]), "ht": np.array([1600.0] * 3)}
+    w = truth_tag(table, np.array([0, 8, 16, 24]), np.tile(e, 3))
+    assert w[1] == 0 and w[2] == 0  # MJ and Njet still cut
+    assert w[0] == pytest.approx(drawn, abs=0.01)
