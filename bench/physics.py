@@ -265,7 +265,7 @@ def truth_tag(table: dict, offsets: np.ndarray, eff: np.ndarray) -> np.ndarray:
 def _source_jets(source, indices: np.ndarray):
     """(offsets, btag_eff) of the jets of ``indices`` when the source is a store with finite per-jet tag
     efficiencies (format version 3 from the generator), else None."""
-    from data.store import has_jets
+    from data.store import has_jets, ranges
     f = getattr(source, "f", None)
     if f is None or not has_jets(f):
         return None
@@ -273,8 +273,7 @@ def _source_jets(source, indices: np.ndarray):
     eff = f["jets/btag_eff"][: int(off[-1])].astype(np.float64)
     lo, hi = off[indices], off[indices + 1]
     counts = hi - lo
-    take = np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
-    mine = eff[take]
+    mine = eff[ranges(lo, counts)]
     if not np.isfinite(mine).all():
         return None  # Delphes input: the decisions only
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), mine

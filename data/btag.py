@@ -48,10 +48,11 @@ class BtagChannelSource:
         self._pixel = jet_pixels(source.f["jets/eta"][: len(tagged)][keep],
                                  source.f["jets/phi"][: len(tagged)][keep], size)
         counts = self._cum[self._jet_offsets[1:]] - self._cum[self._jet_offsets[:-1]]
-        if not np.array_equal(counts, np.asarray(source.event_table()["nb"], np.int64)):
-            bad = int(np.flatnonzero(counts != source.event_table()["nb"])[0])
+        nb = np.asarray(source.event_table()["nb"], np.int64)
+        if not np.array_equal(counts, nb):
+            bad = int(np.flatnonzero(counts != nb)[0])
             raise DataError(f"{source.path}: event {bad} has {counts[bad]} tagged jets in jets/btag but "
-                            f"events/nb says {source.event_table()['nb'][bad]}")
+                            f"events/nb says {nb[bad]}")
 
     def __getattr__(self, name):  # labels, weights, block, path, event_table, samples, ...
         return getattr(self.source, name)
@@ -64,8 +65,7 @@ class BtagChannelSource:
         lo, hi = self._cum[self._jet_offsets[idx]], self._cum[self._jet_offsets[idx + 1]]
         counts = hi - lo
         rows = np.repeat(np.arange(len(idx)), counts)
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        pix = self._pixel[np.repeat(lo, counts) + within]
+        pix = self._pixel[st.ranges(lo, counts)]
         key = np.unique(rows * self.source.image_size ** 2 + pix)
         return key // self.source.image_size ** 2, key % self.source.image_size ** 2
 

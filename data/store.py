@@ -60,6 +60,14 @@ def has_jets(f: h5py.File) -> bool:
     return bool(int(f.attrs.get("jets", 0))) and "jets" in f
 
 
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions starts[i] .. starts[i] + counts[i] - 1 of every range, range after range (int64): how
+    the rows of scattered events are gathered from a flat dataset."""
+    starts, counts = np.asarray(starts, np.int64), np.asarray(counts, np.int64)
+    within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + within
+
+
 def read_jets(f: h5py.File, lo: int, hi: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The jets of events ``lo:hi``: (offsets of shape (hi - lo + 1,) starting at 0, JET_FIELDS arrays).
     Raises KeyError naming the file when the store has no jets."""
@@ -110,12 +118,11 @@ class StoreWriter:
         """``jets``: a new store keeps every event's jets (then every chunk must carry them); an existing
         store keeps what it was made with."""
         self.path = str(path)
-        self.with_jets = jets
         self.compress = compress
         exists = Path(self.path).exists()
         self.f = h5py.File(self.path, "a")
         if not exists or "format" not in self.f.attrs:
-            self._create(image_size, chunk_events, meta or {})
+            self._create(image_size, chunk_events, meta or {}, jets)
         elif self.f.attrs["format"] != FORMAT:
             raise ValueError(f"{self.path}: not a {FORMAT} store (format={self.f.attrs['format']!r})")
         elif int(self.f.attrs.get("format_version", 0)) not in READABLE_VERSIONS:
@@ -128,15 +135,15 @@ class StoreWriter:
         self.jets = has_jets(self.f)
         self._truncate_uncommitted()
 
-    def _create(self, image_size: int, chunk_events: int, meta: dict) -> None:
+    def _create(self, image_size: int, chunk_events: int, meta: dict, jets: bool) -> None:
         f = self.f
         z = self.compress
-        version = (3 if self.with_jets else 2) if z else 1
-        if self.with_jets and not z:
+        version = (3 if jets else 2) if z else 1
+        if jets and not z:
             raise ValueError(f"{self.path}: a store with jets is compressed (format version 3)")
         f.attrs.update(format=FORMAT, format_version=version, image_size=image_size,
-                       committed_events=0, meta=json.dumps(meta), jets=int(self.with_jets))
-        if self.with_jets:
+                       committed_events=0, meta=json.dumps(meta), jets=int(jets))
+        if jets:
             jg = f.require_group("jets")
             _resizable(jg, "offsets", np.int64, chunk_events, fill_one=True)
             for name, dt in JET_FIELDS.items():

@@ -14,8 +14,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from data.files import replaced, write_text  # noqa: E402
+from data.files import write_text  # noqa: E402
 from reports.analysis import plain  # noqa: E402
+from reports.figures import save_figure  # noqa: E402
 from reports.tables import markdown_table, write_csv  # noqa: E402
 
 # The KISTI study (Kim et al., Section 3; docs/physics-reference.md, 'Published results'): AUC, signal-efficiency
@@ -82,14 +83,7 @@ def roc_figure(entries: list[dict], out: Path, name: str = "roc", title: str = "
         ax.set_ylabel("signal efficiency = true-positive rate (weighted)")
         ax.set_title(title or "CNN against the cut-based selection (test split, physical weights)")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=9, frameon=False)
-        paths = []
-        for ext in ("png", "svg"):
-            path = out / f"{name}.{ext}"
-            with replaced(path) as tmp:
-                fig.savefig(tmp, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
-            paths.append(path)
-        plt.close(fig)
-    return paths
+        return save_figure(fig, out, name)
 
 
 def study_row(image_size: int) -> dict | None:

@@ -93,16 +93,23 @@ def _finish(fig, ax, title, subtitle, out: Path, name: str):
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False)
-    _save(fig, out, name)
+    save_figure(fig, out, name)
 
 
-def _save(fig, out: Path, name: str):
+def save_figure(fig, out: Path, name: str) -> list[Path]:
+    """``fig`` as ``out/name.png`` (150 dpi) and ``out/name.svg`` (no date, so the same figure gives the same
+    bytes), each whole or not at all (data.files.replaced); the figure is closed. Returns the paths. Raises
+    data.files.WriteError."""
+    paths = []
     try:
         for ext in ("png", "svg"):
-            with replaced(out / f"{name}.{ext}") as tmp:
+            path = out / f"{name}.{ext}"
+            with replaced(path) as tmp:
                 fig.savefig(tmp, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
+            paths.append(path)
     finally:
         plt.close(fig)
+    return paths
 
 
 def _errorbar(ax, pts, y, lo, hi, **kw):
@@ -267,7 +274,7 @@ def time_breakdown(rows, styler, out):
         fig.suptitle("Where the time goes (slowest rank, per measured epoch, median of repeats)")
         fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.02))
         fig.tight_layout(rect=(0, 0.05, 1, 1))
-        _save(fig, out, "time_breakdown")
+        save_figure(fig, out, "time_breakdown")
 
 
 def gpu_comparison(ratios, summary, styler: Styler, out: Path):

@@ -154,43 +154,41 @@ def markdown(rows: list[dict], fits: dict) -> str:
 
 
 def figure(rows: list[dict], fits: dict, out: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Test AUC (left) and the efficiency ratio with its fit (right) against the training events, one colour
+    per arm, the study's 64x64 figures and the cuts marked; in a style context of its own, so matplotlib's
+    global settings are left as they were."""
     import seaborn as sns
+    from matplotlib import cycler
 
-    from data.files import replaced
+    from reports.cnn_vs_cuts import STUDY
+    from reports.figures import plt, save_figure
 
-    sns.set_theme(style="whitegrid")
-    plt.rcParams.update({"svg.hashsalt": "reports", "savefig.bbox": "tight"})
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for arm in sorted({r["arm"] for r in rows}):
-        mine = [r for r in rows if r["arm"] == arm and r["test_auc"] is not None]
-        n = [r["train_events"] for r in mine]
-        left.plot(n, [r["test_auc"] for r in mine], "o-", label=arm)
-        ratio = [r["eff_ratio"] if r["eff_ratio"] is not None else np.nan for r in mine]
-        err = [r["eff_ratio_err"] if r["eff_ratio_err"] is not None else np.nan for r in mine]
-        line = right.errorbar(n, ratio, yerr=err, fmt="o", capsize=3, label=arm)
-        f = fits.get(arm)
-        if f and f["a"] is not None:
-            grid = np.logspace(np.log10(min(n)), np.log10(max(max(n), f["crossing"] or 0) * 1.2), 50)
-            right.plot(grid, f["a"] + f["b"] * np.log10(grid), "--", color=line[0].get_color())
-    left.axhline(0.9914, color="grey", ls=":", label="the study (64x64, ~450k events)")
-    right.axhline(1.0, color="black", lw=1, label="the cuts")
-    right.axhline(1.803, color="grey", ls=":", label="the study")
-    for ax, what in ((left, "test AUC"), (right, "signal-efficiency ratio CNN / cuts")):
-        ax.set_xscale("log")
-        ax.set_xlabel("training events")
-        ax.set_ylabel(what)
-        ax.legend(fontsize=8)
-    written = []
-    for ext in ("png", "svg"):
-        path = out / f"learning_curve.{ext}"
-        with replaced(path) as tmp:
-            fig.savefig(tmp, dpi=150 if ext == "png" else None, metadata={"Date": None} if ext == "svg" else None)
-        written.append(path)
-    plt.close(fig)
-    return written
+    study_auc, study_ratio, _ = STUDY[64]
+    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook"),
+          "axes.prop_cycle": cycler(color=sns.color_palette("deep")),
+          "svg.hashsalt": "reports", "savefig.bbox": "tight"}
+    with plt.rc_context(rc):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for arm in sorted({r["arm"] for r in rows}):
+            mine = [r for r in rows if r["arm"] == arm and r["test_auc"] is not None]
+            n = [r["train_events"] for r in mine]
+            left.plot(n, [r["test_auc"] for r in mine], "o-", label=arm)
+            ratio = [r["eff_ratio"] if r["eff_ratio"] is not None else np.nan for r in mine]
+            err = [r["eff_ratio_err"] if r["eff_ratio_err"] is not None else np.nan for r in mine]
+            line = right.errorbar(n, ratio, yerr=err, fmt="o", capsize=3, label=arm)
+            f = fits.get(arm)
+            if f and f["a"] is not None:
+                grid = np.logspace(np.log10(min(n)), np.log10(max(max(n), f["crossing"] or 0) * 1.2), 50)
+                right.plot(grid, f["a"] + f["b"] * np.log10(grid), "--", color=line[0].get_color())
+        left.axhline(study_auc, color="grey", ls=":", label="the study (64x64, ~450k events)")
+        right.axhline(1.0, color="black", lw=1, label="the cuts")
+        right.axhline(study_ratio, color="grey", ls=":", label="the study")
+        for ax, what in ((left, "test AUC"), (right, "signal-efficiency ratio CNN / cuts")):
+            ax.set_xscale("log")
+            ax.set_xlabel("training events")
+            ax.set_ylabel(what)
+            ax.legend(fontsize=8)
+        return save_figure(fig, out, "learning_curve")
 
 
 def report(records: list[dict], out: Path) -> dict:

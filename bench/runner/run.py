@@ -261,11 +261,8 @@ def remember_if_best(state: RunState, epoch: int, val_loss) -> None:
     """With --keep best: a copy of the weights (on every rank, for the collective test scoring) when
     ``epoch``'s validation loss (rank 0's, broadcast) is the lowest so far. Collective."""
     world = state.world
-    best = state.best["loss"] if state.best else math.inf
-    better = world.bcast(val_loss is not None and math.isfinite(val_loss) and val_loss < best
-                         if world.is_root else None)
-    if better:
-        loss = world.bcast(val_loss if world.is_root else None)
+    loss = world.bcast(val_loss if world.is_root else None)
+    if loss is not None and math.isfinite(loss) and loss < (state.best["loss"] if state.best else math.inf):
         state.best = {"epoch": epoch, "loss": loss,
                       "model": {k: v.detach().to("cpu", copy=True) for k, v in state.net.state_dict().items()}}
 
