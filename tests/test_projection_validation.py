@@ -215,3 +215,29 @@ def test_published_json_carries_both_errors_and_the_coverage(tmp_path):
     kim = next(p for p in doc["published"] if p["name"] == "kim-1024-knl-vs-titan-rtx")
     assert kim["fitted_to_it"] == ["nurion-knl-rate"] and abs(kim["rel_error"]) < 0.01
     assert {f["name"] for f in doc["fits"]} == {"nurion-knl-rate", "grpc-efficiency"}
+
+
+# Bugliarello 2017, report/source/benchmarks.tex, 'Parameters achieving peak performance on Piz Daint' (synthetic
+# data, variable_update parameter_server): nodes -> (PS tasks, images/s); one node: 138.23 images/s.
+DAINT_TABLE = {2: (1, 264.57), 8: (2, 1018.18), 16: (4, 2001.00), 32: (12, 3840.35), 64: (40, 7118.31),
+               128: (116, 9219.70)}
+
+
+def test_the_piz_daint_points_are_the_reports_table_and_are_tested_out_of_sample():
+    prof = profiles.load()
+    assert prof.systems["daint-p100-tensorflow"].images_per_s["inception-v3"].central == 138.23
+    by_name = {p["name"]: p for p in prof.published}
+    (fit,) = [f for f in prof.fits if f["name"] == "grpc-efficiency"]
+    for nodes, (servers, images_per_s) in DAINT_TABLE.items():
+        pt = by_name[f"daint-grpc-inception-v3-{nodes}-nodes"]
+        assert (pt["nodes"], pt["servers"], pt["batch_per_rank"]) == (nodes, servers, 64)
+        assert pt["measured"]["value"] == pytest.approx(images_per_s / (nodes * 138.23), abs=1e-4)
+        assert pt["name"] in fit["points"]
+    rows = {r["name"]: r for r in published.reproduce(prof)}
+    inside = published.fitted(prof).stacks["tensorflow-grpc"]["efficiency"].central
+    for name in fit["points"]:  # each gRPC point's out-of-sample fit is made without it, so it differs
+        alone = published.fitted(prof, exclude={name}).stacks["tensorflow-grpc"]["efficiency"].central
+        if by_name[name].get("bound") != "lower":  # a lower bound sets no centre beside other points
+            assert alone != pytest.approx(inside, rel=1e-6), name
+        assert rows[name]["out_of_sample"]["projected"] == pytest.approx(
+            published.evaluate(published.fitted(prof, exclude={name}), by_name[name])["projected"], rel=1e-9)
