@@ -114,6 +114,35 @@ def test_round_robin_placement_and_the_busiest_server():
     assert max(co.placement_loads([5, 1, 1, 1], 64)) == 5
 
 
+def test_colocated_parameter_servers_keep_the_local_share_off_the_network():
+    tensors = [5e6, 1e6, 1e6, 1e6]  # tasks hold 6 MB and 2 MB; S = 8 MB; 1 GB/s, no latency
+    # 4 nodes: the 6 MB task's node takes 3 x 6 MB in (its own worker's share is local), more than any node
+    # sends (8 - 6, 8 - 2, or 8 MB from the two nodes without a task): 2 x 18 MB = 36 ms, against 48 ms apart
+    assert co.placed_parameter_server_s(4, tensors, 0.0, 1e9, 2, colocated=True) == pytest.approx(0.036)
+    # 2 nodes, 1 task: it takes 1 x 8 MB while the other node sends 8 MB: 16 ms, half of the separate task's
+    assert co.placed_parameter_server_s(2, [8e6], 0.0, 1e9, 1, colocated=True) == pytest.approx(0.016)
+    assert co.placed_parameter_server_s(2, [8e6], 0.0, 1e9, 1) == pytest.approx(0.032)
+    # one node: everything is local, whatever the task count
+    assert co.placed_parameter_server_s(1, tensors, 1e-3, 1e9, 2, colocated=True) == 0.0
+    # 8 equal tasks on 8 nodes: each takes 7/8 of S in, sends 7/8 S out: 2 x 7 MB = 14 ms
+    assert co.placed_parameter_server_s(8, [1e6] * 8, 0.0, 1e9, 8, colocated=True) == pytest.approx(0.014)
+    with pytest.raises(ValueError):
+        co.placed_parameter_server_s(2, tensors, 0.0, 1e9, 3, colocated=True)
+
+
+@pytest.mark.parametrize("edit, path", [
+    (lambda pt: pt.update(colocated="yes"), "colocated"),
+    (lambda pt: pt.update(colocated=True, servers=pt["nodes"] + 1), "servers"),
+])
+def test_bad_colocated_points_are_named(edit, path):
+    data = json.loads(profiles.DEFAULT_PATH.read_text())
+    i = next(k for k, pt in enumerate(data["published"]) if pt.get("colocated"))
+    edit(data["published"][i])
+    with pytest.raises(profiles.ProfileError) as err:
+        profiles.parse(data)
+    assert err.value.path == f"published[{i}].{path}"
+
+
 def test_resnet50_busiest_ps_task_holds_its_largest_variable_whatever_the_count():
     tensors = [n for la in layers.table("resnet50") for n in la.tensors]
     assert max(co.placement_loads(tensors, 64)) >= 3 * 3 * 512 * 512

@@ -79,12 +79,29 @@ def placement_loads(tensor_bytes, servers: int) -> list[float]:
     return loads
 
 
-def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bps: float, servers: int) -> float:
+def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bps: float, servers: int,
+                              colocated: bool = False) -> float:
     """One synchronous step's push and pull through PS tasks holding whole variables (``placement_loads``,
     ``tensor_bytes`` in creation order): the busiest task's link carries p x its bytes in (push) and out (pull),
-    one after the other; each worker's own link carries its whole gradient in and out. The slower bounds."""
-    busiest = max(placement_loads(tensor_bytes, servers))
-    return 2 * alpha_s + 2 * max(p * busiest, sum(tensor_bytes)) / bandwidth_Bps
+    one after the other; each worker's own link carries its whole gradient in and out. The slower bounds.
+
+    ``colocated``: each PS task runs on a node of its own among the p worker nodes (what tf_cnn_benchmarks'
+    published multi-node runs did; ``servers`` <= p), so the share a worker sends to the task on its own node
+    stays off the network. A node holding L bytes then takes (p - 1) x L in while its worker sends S - L out
+    (full duplex: the larger bounds the push; the pull mirrors it), a node without a task sends S; one node
+    alone sends nothing, whatever ``servers``. Raises ValueError for more colocated tasks than nodes."""
+    loads = placement_loads(tensor_bytes, servers)
+    total = sum(tensor_bytes)
+    if not colocated:
+        return 2 * alpha_s + 2 * max(p * max(loads), total) / bandwidth_Bps
+    if p <= 1:
+        return 0.0  # one node: every task is local (the weak-scaling baseline)
+    if len(loads) > p:
+        raise ValueError(f"{len(loads)} colocated PS tasks on {p} nodes: at most one task per node")
+    link = max(max((p - 1) * held, total - held) for held in loads)
+    if len(loads) < p:
+        link = max(link, total)  # a node without a task pushes its whole gradient
+    return 2 * alpha_s + 2 * link / bandwidth_Bps
 
 
 COSTS = {"ring": ring_s, "recursive_doubling": recursive_doubling_s, "rabenseifner": rabenseifner_s,
@@ -156,6 +173,7 @@ class Exchange:
     fusion_bytes: float = 0.0  # 0: no fusion, every tensor on its own
     cycle_s: float = 0.0  # Horovod's cycle: a fused buffer waits half a cycle on average
     servers: int = 1  # parameter servers
+    colocated: bool = False  # parameter servers on the worker nodes (placed_parameter_server_s)
     ranks_per_node: int = 1
     hierarchical: bool = False
     intra: tuple[float, float] = (0.0, float("inf"))  # (alpha_s, B) inside a node
@@ -165,7 +183,7 @@ class Exchange:
         hold whole variables (``placed_parameter_server_s``; ready order reversed is creation order)."""
         if self.policy == "parameter_server":
             return placed_parameter_server_s(ranks, list(reversed(list(tensor_bytes))), self.alpha_s,
-                                             self.bandwidth_Bps, self.servers)
+                                             self.bandwidth_Bps, self.servers, self.colocated)
         if ranks <= 1:
             return 0.0
         total = 0.0

@@ -290,6 +290,11 @@ def _check_point(pt: dict, p: str, sources: dict, systems: dict, workloads: dict
     _number(pt["nodes"], f"{p}.nodes")
     if "bound" in pt:
         _check_choice(pt["bound"], ("lower",), f"{p}.bound")
+    if "colocated" in pt:
+        if not isinstance(pt["colocated"], bool):
+            raise ProfileError(f"{p}.colocated", "should be true or false (PS tasks on the worker nodes)")
+        if pt["colocated"] and int(pt.get("servers", 1)) > int(pt["nodes"]):
+            raise ProfileError(f"{p}.servers", "colocated PS tasks: at most one per worker node")
     if "global_batch" not in pt and "batch_per_rank" not in pt:
         raise ProfileError(f"{p}.batch_per_rank", "missing (or global_batch)")
 

@@ -50,13 +50,15 @@ class Setting:
     network: str
     ranks_per_node: int = 1
     servers: int = 0  # parameter-server tasks when the point names them (0: the stack's)
+    colocated: bool = False  # the point's PS tasks run on its worker nodes
 
 
 def setting_of(prof: Profiles, system: str, workload: str, point: dict | None = None) -> Setting:
     point = point or {}
     s = prof.systems[system]
     return Setting(system, workload, point.get("stack", s.stack), point.get("network", s.network),
-                   int(point.get("ranks_per_node", 1)), int(point.get("servers", 0)))
+                   int(point.get("ranks_per_node", 1)), int(point.get("servers", 0)),
+                   bool(point.get("colocated", False)))
 
 
 def _pick(scenario: dict, kind: str, key: str) -> str:
@@ -82,7 +84,8 @@ def exchange(prof: Profiles, st: Setting, scenario: dict) -> Exchange:
                     bandwidth_Bps=net["bandwidth_gbs"].pick(_pick(scenario, "bandwidth", st.network)) * 1e9
                     * scenario.get(("scale", "bandwidth", st.network), 1.0) * efficiency,
                     fusion_bytes=stack["fusion_mb"] * 2**20, cycle_s=stack["cycle_ms"] * 1e-3,
-                    servers=st.servers or stack["servers"], ranks_per_node=st.ranks_per_node)
+                    servers=st.servers or stack["servers"], colocated=st.colocated,
+                    ranks_per_node=st.ranks_per_node)
 
 
 def exposed_s(prof: Profiles, st: Setting, ranks: int, compute_s: float, scenario: dict) -> float:
