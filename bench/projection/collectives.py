@@ -88,8 +88,10 @@ def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bp
     ``colocated``: each PS task runs on a node of its own among the p worker nodes (what tf_cnn_benchmarks'
     published multi-node runs did; ``servers`` <= p), so the share a worker sends to the task on its own node
     stays off the network. A node holding L bytes then takes (p - 1) x L in while its worker sends S - L out
-    (full duplex: the larger bounds the push; the pull mirrors it), a node without a task sends S; one node
-    alone sends nothing, whatever ``servers``. Raises ValueError for more colocated tasks than nodes."""
+    (full duplex: the larger bounds the push; the pull mirrors it). A node without a task sends S, which never
+    exceeds what the busiest task takes when there are fewer tasks than nodes ((p - 1) x L_max >= S), so the
+    busiest node bounds. One node alone sends nothing, whatever ``servers``. Raises ValueError for more
+    colocated tasks than nodes (on more than one node)."""
     loads = placement_loads(tensor_bytes, servers)
     total = sum(tensor_bytes)
     if not colocated:
@@ -99,8 +101,6 @@ def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bp
     if len(loads) > p:
         raise ValueError(f"{len(loads)} colocated PS tasks on {p} nodes: at most one task per node")
     link = max(max((p - 1) * held, total - held) for held in loads)
-    if len(loads) < p:
-        link = max(link, total)  # a node without a task pushes its whole gradient
     return 2 * alpha_s + 2 * link / bandwidth_Bps
 
 

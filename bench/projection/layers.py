@@ -9,6 +9,11 @@ variables on its PS tasks. Both follow from the layer shapes, which the papers g
     resnet50    He et al. 2016, Table 1: bottleneck blocks [3, 4, 6, 3]; 25,557,032 parameters,
     resnet101   [3, 4, 23, 3]; 44,549,160 parameters (the stride on the 3x3 convolution, as torchvision
                 and TensorFlow's tf_cnn_benchmarks build them: 4.1e9 and 7.8e9 multiply-adds)
+    resnet152   [3, 8, 36, 3]; 60,192,808 parameters, 11.5e9 multiply-adds (torchvision: 60,192,808 and 11.51e9)
+    inception-v3  Szegedy et al. 2016 (arXiv:1512.00567), as tf_cnn_benchmarks' ``Inceptionv3Model`` builds it
+                (the code behind every published Inception V3 point here): 299x299, modules A x 3, B, C x 4,
+                D, E x 2, no auxiliary head; 23,834,568 parameters (torchvision's 27,161,264 less its 3,326,696
+                auxiliary-head parameters), 5.7e9 multiply-adds
 
 ``Layer.tensors`` lists a layer's parameter tensors (weight, then bias or the BatchNorm scale and shift) with
 their element counts; ``macs`` is its forward multiply-adds per image. A training step costs 3 x 2 x macs
@@ -36,6 +41,11 @@ def _conv(name: str, cin: int, cout: int, k: int, out_hw: int, bias: bool = Fals
     return Layer(name, tensors, float(k * k * cin * cout * out_hw * out_hw))
 
 
+def _conv2(name: str, cin: int, cout: int, kh: int, kw: int, out_hw: int) -> Layer:
+    """A kh x kw convolution without bias, then BatchNorm (scale and shift), on a square out_hw map."""
+    return Layer(name, (kh * kw * cin * cout, cout, cout), float(kh * kw * cin * cout * out_hw * out_hw))
+
+
 def _dense(name: str, fin: int, fout: int) -> Layer:
     return Layer(name, (fin * fout, fout), float(fin * fout))
 
@@ -52,7 +62,7 @@ def vgg16(classes: int = 1000) -> list[Layer]:
 
 
 def resnet(depth: int, classes: int = 1000) -> list[Layer]:
-    """ResNet-50 or ResNet-101 (bottleneck blocks, stride on the 3x3) at 224x224, forward order."""
+    """ResNet-50, -101 or -152 (bottleneck blocks, stride on the 3x3) at 224x224, forward order."""
     blocks = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[depth]
     layers = [_conv("conv1", 3, 64, 7, 112)]
     cin, hw = 64, 56
@@ -69,6 +79,49 @@ def resnet(depth: int, classes: int = 1000) -> list[Layer]:
     return layers + [_dense("fc", cin, classes)]
 
 
+def inception_v3(classes: int = 1000) -> list[Layer]:
+    """Inception V3 at 299x299, forward order, each module's branches in the order tf_cnn_benchmarks creates
+    their variables (which is the order TensorFlow places them on parameter servers)."""
+    layers = [_conv2("conv0", 3, 32, 3, 3, 149), _conv2("conv1", 32, 32, 3, 3, 147),
+              _conv2("conv2", 32, 64, 3, 3, 147), _conv2("conv3", 64, 80, 1, 1, 73),
+              _conv2("conv4", 80, 192, 3, 3, 71)]
+
+    def block(name, cin, hw, convs):  # convs: (cout, kh, kw, out_hw) in creation order, cin chained per branch
+        out = []
+        for b, branch in enumerate(convs):
+            c = cin
+            for i, (cout, kh, kw, ohw) in enumerate(branch):
+                out.append(_conv2(f"{name}_b{b}_{i}", c, cout, kh, kw, ohw))
+                c = cout
+        return out
+
+    cin = 192
+    for m, pool in enumerate((32, 64, 64)):  # A at 35x35
+        layers += block(f"mixed5{'bcd'[m]}", cin, 35, [[(64, 1, 1, 35)], [(48, 1, 1, 35), (64, 5, 5, 35)],
+                                                     [(64, 1, 1, 35), (96, 3, 3, 35), (96, 3, 3, 35)],
+                                                     [(pool, 1, 1, 35)]])
+        cin = 64 + 64 + 96 + pool
+    layers += block("mixed6a", cin, 35, [[(384, 3, 3, 17)], [(64, 1, 1, 35), (96, 3, 3, 35), (96, 3, 3, 17)]])
+    cin = 384 + 96 + cin
+    for m, n in enumerate((128, 160, 160, 192)):  # C at 17x17
+        layers += block(f"mixed6{'bcde'[m]}", cin, 17, [
+            [(192, 1, 1, 17)], [(n, 1, 1, 17), (n, 1, 7, 17), (192, 7, 1, 17)],
+            [(n, 1, 1, 17), (n, 7, 1, 17), (n, 1, 7, 17), (n, 7, 1, 17), (192, 1, 7, 17)], [(192, 1, 1, 17)]])
+        cin = 768
+    layers += block("mixed7a", cin, 17, [[(192, 1, 1, 17), (320, 3, 3, 8)],
+                                         [(192, 1, 1, 17), (192, 1, 7, 17), (192, 7, 1, 17), (192, 3, 3, 8)]])
+    cin = 320 + 192 + cin
+    for m in range(2):  # E at 8x8: the 1x3 and 3x1 convolutions share their branch's input
+        name = f"mixed7{'bc'[m]}"
+        layers += [_conv2(f"{name}_b0", cin, 320, 1, 1, 8), _conv2(f"{name}_b1_0", cin, 384, 1, 1, 8),
+                   _conv2(f"{name}_b1_1x3", 384, 384, 1, 3, 8), _conv2(f"{name}_b1_3x1", 384, 384, 3, 1, 8),
+                   _conv2(f"{name}_b2_0", cin, 448, 1, 1, 8), _conv2(f"{name}_b2_1", 448, 384, 3, 3, 8),
+                   _conv2(f"{name}_b2_1x3", 384, 384, 1, 3, 8), _conv2(f"{name}_b2_3x1", 384, 384, 3, 1, 8),
+                   _conv2(f"{name}_b3", cin, 192, 1, 1, 8)]
+        cin = 320 + 768 + 768 + 192
+    return layers + [_dense("fc", cin, classes)]
+
+
 def circpad(image_size: int = 64, channels: int = 3) -> list[Layer]:
     """The study's circular-padding CNN (models/circpad.py): four 3x3 convolutions (64, 128, 256, 256 wide,
     with bias and BatchNorm; the first three each followed by a 2x2 max-pool), a 512-wide dense layer and one
@@ -81,7 +134,8 @@ def circpad(image_size: int = 64, channels: int = 3) -> list[Layer]:
 
 
 NETWORKS = {"vgg16": vgg16, "circpad-64": lambda: circpad(64), "circpad-224": lambda: circpad(224),
-            "resnet50": lambda: resnet(50), "resnet101": lambda: resnet(101)}
+            "resnet50": lambda: resnet(50), "resnet101": lambda: resnet(101), "resnet152": lambda: resnet(152),
+            "inception-v3": inception_v3}
 
 
 @functools.cache
