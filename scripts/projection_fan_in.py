@@ -30,8 +30,10 @@ def main() -> None:
     try:
         for onset in (16, 32, 64):
             for gamma in (0.3, 0.6, 0.9, 1.2):
-                def lossy(p, tensors, alpha, bandwidth, servers, colocated=False, _o=onset, _g=gamma):
-                    return plain(p, tensors, alpha, bandwidth * min(1.0, (max(1, p) / _o) ** -_g), servers, colocated)
+                def lossy(p, tensors, alpha, bandwidth, servers, colocated=False, placement="round_robin",
+                          _o=onset, _g=gamma):
+                    loss = min(1.0, (max(1, p) / _o) ** -_g)
+                    return plain(p, tensors, alpha, bandwidth * loss, servers, colocated, placement)
                 collectives.placed_parameter_server_s = lossy
                 summary(f"onset {onset}, gamma {gamma}")
     finally:

@@ -25,8 +25,9 @@ from bench.projection import collectives as co
     ("resnet50", 25_557_032, 4.09),  # He et al. Table 1: 3.8e9 (stride on the 1x1); 4.1e9 with it on the 3x3
     ("resnet101", 44_549_160, 7.80),
     ("resnet152", 60_192_808, 11.51),  # torchvision's resnet152: 60,192,808 parameters, 11.51 GFLOPS
-    # torchvision's inception_v3: 27,161,264 parameters with its auxiliary head (3,326,696), 5.71 GFLOPS
-    ("inception-v3", 27_161_264 - 3_326_696, 5.71),
+    # torchvision's inception_v3: 27,161,264 parameters with its auxiliary head (3,326,696) and a BatchNorm scale
+    # per channel (17,216); tf_cnn_benchmarks has no scale and 1001 classes (+2,049); 5.71 GFLOPS
+    ("inception-v3", 27_161_264 - 3_326_696 - 17_216 + 2_049, 5.71),
 ])
 def test_layer_tables_give_the_published_totals(name, params, gmacs):
     p, macs = layers.totals(layers.table(name))
@@ -41,7 +42,10 @@ def test_inception_v3_table_follows_tf_cnn_benchmarks_module_widths():
     # Mixed 5b's pool branch: 192 -> 32, 1x1 at 35x35; Mixed 7c's 3x1 of its second branch: 384 -> 384
     assert by_name["mixed5b_b3_0"].tensors[0] == 192 * 32 and by_name["mixed5b_b3_0"].macs == 192 * 32 * 35 * 35
     assert by_name["mixed7c_b1_3x1"].tensors[0] == 3 * 384 * 384
-    assert by_name["fc"].tensors == (2048 * 1000, 1000)  # the last module concatenates 320 + 768 + 768 + 192
+    assert by_name["fc"].tensors == (2048 * 1001, 1001)  # the last module concatenates 320 + 768 + 768 + 192
+    # batch_norm without scale: a shift (trainable) and the moving mean and variance (placed, not exchanged)
+    assert by_name["mixed5b_b3_0"].tensors[1:] == (32,) and by_name["mixed5b_b3_0"].state == (32, 32)
+    assert sum(la.params for la in table) == 23_819_401
 
 
 def test_circpad_layer_table_is_the_registered_model():
@@ -118,7 +122,8 @@ def test_a_workload_without_layers_is_ready_evenly():
 
 # --- parameter servers --------------------------------------------------------------------------------------
 def test_round_robin_placement_and_the_busiest_server():
-    assert co.placement_loads([5, 1, 1, 1], 2) == [6, 2]
+    # global_step (8 bytes, no gradient) goes first, to task 0; then 5 -> 1, 1 -> 0, 1 -> 1, 1 -> 0
+    assert co.placement_loads([5, 1, 1, 1], 2) == [2, 6]
     # 4 workers, 2 servers, 1 GB/s: the busiest holds 6 MB, 4 x 6 MB in and out = 48 ms > a worker's 2 x 8 MB
     assert co.placed_parameter_server_s(4, [5e6, 1e6, 1e6, 1e6], 0.0, 1e9, 2) == pytest.approx(0.048)
     # one worker: its own link (2 x 8 MB) bounds
@@ -156,6 +161,37 @@ def test_bad_colocated_points_are_named(edit, path):
     with pytest.raises(profiles.ProfileError) as err:
         profiles.parse(data)
     assert err.value.path == f"published[{i}].{path}"
+
+
+def test_greedy_and_replicated_placement_by_hand():
+    v = [(100, True), (10, False), (60, True), (50, True), (30, False)]  # bytes, trainable
+    # greedy, every variable to the lighter task: global_step 8 -> t0; 100 -> t1; 10 -> t0 (18); 60 -> t0 (78);
+    # 50 -> t0 (78 < 100: 128); 30 -> t1 (100 < 128). Exchanged (trainable only): t0 60 + 50, t1 100
+    assert co.placement_loads(v, 2, "greedy") == [110, 100]
+    # round-robin, every variable: 8 -> t0, 100 -> t1, 10 -> t0, 60 -> t1, 50 -> t0, 30 -> t1: t0 50, t1 160
+    assert co.placement_loads(v, 2, "round_robin") == [50, 160]
+    # replicated: trainable copies only, after global_step: 8 -> t0, 100 -> t1, 60 -> t0, 50 -> t1
+    assert co.placement_loads(v, 2, "replicated") == [60, 150]
+    # the placement reaches the step: 2 workers on their own links, 1 GB/s: 2 x 2 x 160 / 1e9 for round-robin
+    assert co.placed_parameter_server_s(2, v, 0.0, 1e9, 2, placement="round_robin") == pytest.approx(6.4e-7)
+    assert co.placed_parameter_server_s(2, v, 0.0, 1e9, 2, placement="greedy") == pytest.approx(4.4e-7)
+    with pytest.raises(ValueError):
+        co.placement_loads(v, 2, "random")
+
+
+def test_the_points_name_the_placement_their_runs_used():
+    prof = profiles.load()
+    for pt in prof.published:
+        if pt["name"].startswith("daint-"):  # parameter_server rows: greedy; the 4-node distributed_replicated
+            assert pt["placement"] == ("replicated" if pt["nodes"] == 4 else "greedy"), pt["name"]
+        elif pt["name"].startswith("aws-"):
+            assert pt["placement"] == "replicated", pt["name"]
+    data = json.loads(profiles.DEFAULT_PATH.read_text())
+    i = next(k for k, pt in enumerate(data["published"]) if "placement" in pt)
+    data["published"][i]["placement"] = "random"
+    with pytest.raises(profiles.ProfileError) as err:
+        profiles.parse(data)
+    assert err.value.path == f"published[{i}].placement"
 
 
 def test_resnet50_busiest_ps_task_holds_its_largest_variable_whatever_the_count():

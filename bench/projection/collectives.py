@@ -69,21 +69,49 @@ def parameter_server_s(p: int, nbytes: float, alpha_s: float, bandwidth_Bps: flo
     return 2 * alpha_s + 2 * max(1.0, p / servers) * nbytes / bandwidth_Bps
 
 
-def placement_loads(tensor_bytes, servers: int) -> list[float]:
-    """Bytes each PS task holds when whole variables are placed on ``servers`` tasks round-robin in creation
-    order (TensorFlow's ``replica_device_setter`` default, ``_RoundRobinStrategy``): a variable is never split,
-    so the busiest task holds at least the largest tensor however many tasks there are."""
-    loads = [0.0] * max(1, servers)
-    for i, size in enumerate(tensor_bytes):
-        loads[i % len(loads)] += size
+PLACEMENTS = ("round_robin", "greedy", "replicated")
+GLOBAL_STEP_BYTES = 8  # TensorFlow's int64 global_step, the first variable a PS task is given
+
+
+def placement_loads(variables, servers: int, strategy: str = "round_robin") -> list[float]:
+    """Bytes of gradient each PS task receives when TensorFlow places whole variables on ``servers`` tasks.
+
+    ``variables``: creation order, each a byte count (a trainable variable) or (bytes, trainable). A variable is
+    never split, so the busiest task holds at least the largest tensor however many tasks there are.
+    ``strategy`` (tf.train.replica_device_setter and tf_cnn_benchmarks' variable managers):
+
+    * ``round_robin``: every global variable, the int64 global_step first, to the tasks in turn
+      (``replica_device_setter`` without ``ps_strategy``, ``_RoundRobinStrategy``);
+    * ``greedy``: every global variable, global_step first, to the task holding the fewest bytes so far, the
+      first such task on a tie (``GreedyLoadBalancingStrategy`` with ``byte_size_load_fn``, what
+      tf_cnn_benchmarks' ``variable_update=parameter_server`` passes);
+    * ``replicated``: round-robin over the trainable variables only, after global_step
+      (``distributed_replicated``: the tasks hold copies of the trainable variables).
+
+    Only trainable variables are exchanged, so only they count in the returned loads. Raises ValueError for an
+    unknown strategy."""
+    if strategy not in PLACEMENTS:
+        raise ValueError(f"placement {strategy!r}: choose from {', '.join(PLACEMENTS)}")
+    items = [(float(v), True) if not isinstance(v, tuple) else (float(v[0]), bool(v[1])) for v in variables]
+    if strategy == "replicated":
+        items = [v for v in items if v[1]]
+    items = [(float(GLOBAL_STEP_BYTES), False)] + items
+    n = max(1, servers)
+    held, loads = [0.0] * n, [0.0] * n
+    for i, (size, trainable) in enumerate(items):
+        task = i % n if strategy != "greedy" else min(range(n), key=held.__getitem__)
+        held[task] += size
+        if trainable:
+            loads[task] += size
     return loads
 
 
 def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bps: float, servers: int,
-                              colocated: bool = False) -> float:
-    """One synchronous step's push and pull through PS tasks holding whole variables (``placement_loads``,
-    ``tensor_bytes`` in creation order): the busiest task's link carries p x its bytes in (push) and out (pull),
-    one after the other; each worker's own link carries its whole gradient in and out. The slower bounds.
+                              colocated: bool = False, placement: str = "round_robin") -> float:
+    """One synchronous step's push and pull through PS tasks holding whole variables (``placement_loads`` with
+    ``placement``; ``tensor_bytes`` in creation order, each a byte count or (bytes, trainable)): the busiest
+    task's link carries p x its bytes in (push) and out (pull), one after the other; each worker's own link
+    carries its whole gradient in and out. The slower bounds.
 
     ``colocated``: each PS task runs on a node of its own among the p worker nodes (what tf_cnn_benchmarks'
     published multi-node runs did; ``servers`` <= p), so the share a worker sends to the task on its own node
@@ -92,8 +120,8 @@ def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bp
     exceeds what the busiest task takes when there are fewer tasks than nodes ((p - 1) x L_max >= S), so the
     busiest node bounds. One node alone sends nothing, whatever ``servers``. Raises ValueError for more
     colocated tasks than nodes (on more than one node)."""
-    loads = placement_loads(tensor_bytes, servers)
-    total = sum(tensor_bytes)
+    loads = placement_loads(tensor_bytes, servers, placement)
+    total = sum(loads)  # the trainable bytes: the gradient
     if not colocated:
         return 2 * alpha_s + 2 * max(p * max(loads), total) / bandwidth_Bps
     if p <= 1:
@@ -174,16 +202,19 @@ class Exchange:
     cycle_s: float = 0.0  # Horovod's cycle: a fused buffer waits half a cycle on average
     servers: int = 1  # parameter servers
     colocated: bool = False  # parameter servers on the worker nodes (placed_parameter_server_s)
+    placement: str = "round_robin"  # how TensorFlow places variables on the PS tasks (placement_loads)
     ranks_per_node: int = 1
     hierarchical: bool = False
     intra: tuple[float, float] = (0.0, float("inf"))  # (alpha_s, B) inside a node
 
-    def time_s(self, ranks: int, tensor_bytes) -> float:
+    def time_s(self, ranks: int, tensor_bytes, variables=None) -> float:
         """Seconds to average ``tensor_bytes`` (a list, in ready order) over ``ranks`` ranks. Parameter servers
-        hold whole variables (``placed_parameter_server_s``; ready order reversed is creation order)."""
+        hold whole variables (``placed_parameter_server_s``): ``variables`` in creation order, each bytes or
+        (bytes, trainable), where the network has a layer table; else ready order reversed, all trainable."""
         if self.policy == "parameter_server":
-            return placed_parameter_server_s(ranks, list(reversed(list(tensor_bytes))), self.alpha_s,
-                                             self.bandwidth_Bps, self.servers, self.colocated)
+            placed = list(variables) if variables is not None else list(reversed(list(tensor_bytes)))
+            return placed_parameter_server_s(ranks, placed, self.alpha_s, self.bandwidth_Bps, self.servers,
+                                             self.colocated, self.placement)
         if ranks <= 1:
             return 0.0
         total = 0.0

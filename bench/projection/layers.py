@@ -7,13 +7,16 @@ variables on its PS tasks. Both follow from the layer shapes, which the papers g
     vgg16       Simonyan & Zisserman 2015, Table 1, configuration D: 13 3x3 convolutions and 3 dense layers;
                 138,357,544 parameters (Table 2: 138 M), 15.5e9 multiply-adds at 224x224
     resnet50    He et al. 2016, Table 1: bottleneck blocks [3, 4, 6, 3]; 25,557,032 parameters,
-    resnet101   [3, 4, 23, 3]; 44,549,160 parameters (the stride on the 3x3 convolution, as torchvision
-                and TensorFlow's tf_cnn_benchmarks build them: 4.1e9 and 7.8e9 multiply-adds)
+    resnet101   [3, 4, 23, 3]; 44,549,160 parameters (the stride on the 3x3 convolution as torchvision puts
+                it: 4.1e9 and 7.8e9 multiply-adds; tf_cnn_benchmarks puts it on the first 1x1, the same
+                tensors at fewer multiply-adds); BatchNorm scale and shift as torchvision's (tensor sizes,
+                not TensorFlow's variable list), the projection shortcut created first as in tf_cnn_benchmarks
     resnet152   [3, 8, 36, 3]; 60,192,808 parameters, 11.5e9 multiply-adds (torchvision: 60,192,808 and 11.51e9)
     inception-v3  Szegedy et al. 2016 (arXiv:1512.00567), as tf_cnn_benchmarks' ``Inceptionv3Model`` builds it
                 (the code behind every published Inception V3 point here): 299x299, modules A x 3, B, C x 4,
-                D, E x 2, no auxiliary head; 23,834,568 parameters (torchvision's 27,161,264 less its 3,326,696
-                auxiliary-head parameters), 5.7e9 multiply-adds
+                D, E x 2, no auxiliary head, batch_norm without scale, 1001 classes; 23,819,401 trainable
+                parameters (torchvision's 27,161,264 less its 3,326,696-parameter auxiliary head, less the 17,216
+                BatchNorm scales, plus the 2,049 of the 1001st class), 5.7e9 multiply-adds
 
 ``Layer.tensors`` lists a layer's parameter tensors (weight, then bias or the BatchNorm scale and shift) with
 their element counts; ``macs`` is its forward multiply-adds per image. A training step costs 3 x 2 x macs
@@ -30,6 +33,7 @@ class Layer:
     name: str
     tensors: tuple  # element counts of its parameter tensors, creation order
     macs: float  # forward multiply-adds per image
+    state: tuple = ()  # element counts of its variables that get no gradient (BatchNorm moving statistics)
 
     @property
     def params(self) -> int:
@@ -41,9 +45,10 @@ def _conv(name: str, cin: int, cout: int, k: int, out_hw: int, bias: bool = Fals
     return Layer(name, tensors, float(k * k * cin * cout * out_hw * out_hw))
 
 
-def _conv2(name: str, cin: int, cout: int, kh: int, kw: int, out_hw: int) -> Layer:
-    """A kh x kw convolution without bias, then BatchNorm (scale and shift), on a square out_hw map."""
-    return Layer(name, (kh * kw * cin * cout, cout, cout), float(kh * kw * cin * cout * out_hw * out_hw))
+def _conv_tf(name: str, cin: int, cout: int, kh: int, kw: int, out_hw: int) -> Layer:
+    """A kh x kw convolution without bias, then TensorFlow's batch_norm as tf_cnn_benchmarks calls it (no scale:
+    a shift beta, and the moving mean and variance, which get no gradient), on a square out_hw map."""
+    return Layer(name, (kh * kw * cin * cout, cout), float(kh * kw * cin * cout * out_hw * out_hw), (cout, cout))
 
 
 def _dense(name: str, fin: int, fout: int) -> Layer:
@@ -71,27 +76,27 @@ def resnet(depth: int, classes: int = 1000) -> list[Layer]:
             stride = 2 if (b == 0 and stage > 2) else 1
             out_hw = hw // stride
             name = f"conv{stage}_{b + 1}"
+            if b == 0:  # the projection shortcut is created first (tf_cnn_benchmarks' resnet_bottleneck_v1)
+                layers.append(_conv(f"{name}_proj", cin, 4 * width, 1, out_hw))
             layers += [_conv(f"{name}a", cin, width, 1, hw), _conv(f"{name}b", width, width, 3, out_hw),
                        _conv(f"{name}c", width, 4 * width, 1, out_hw)]
-            if b == 0:
-                layers.append(_conv(f"{name}_proj", cin, 4 * width, 1, out_hw))
             cin, hw = 4 * width, out_hw
     return layers + [_dense("fc", cin, classes)]
 
 
-def inception_v3(classes: int = 1000) -> list[Layer]:
+def inception_v3(classes: int = 1001) -> list[Layer]:
     """Inception V3 at 299x299, forward order, each module's branches in the order tf_cnn_benchmarks creates
     their variables (which is the order TensorFlow places them on parameter servers)."""
-    layers = [_conv2("conv0", 3, 32, 3, 3, 149), _conv2("conv1", 32, 32, 3, 3, 147),
-              _conv2("conv2", 32, 64, 3, 3, 147), _conv2("conv3", 64, 80, 1, 1, 73),
-              _conv2("conv4", 80, 192, 3, 3, 71)]
+    layers = [_conv_tf("conv0", 3, 32, 3, 3, 149), _conv_tf("conv1", 32, 32, 3, 3, 147),
+              _conv_tf("conv2", 32, 64, 3, 3, 147), _conv_tf("conv3", 64, 80, 1, 1, 73),
+              _conv_tf("conv4", 80, 192, 3, 3, 71)]
 
     def block(name, cin, hw, convs):  # convs: (cout, kh, kw, out_hw) in creation order, cin chained per branch
         out = []
         for b, branch in enumerate(convs):
             c = cin
             for i, (cout, kh, kw, ohw) in enumerate(branch):
-                out.append(_conv2(f"{name}_b{b}_{i}", c, cout, kh, kw, ohw))
+                out.append(_conv_tf(f"{name}_b{b}_{i}", c, cout, kh, kw, ohw))
                 c = cout
         return out
 
@@ -113,11 +118,11 @@ def inception_v3(classes: int = 1000) -> list[Layer]:
     cin = 320 + 192 + cin
     for m in range(2):  # E at 8x8: the 1x3 and 3x1 convolutions share their branch's input
         name = f"mixed7{'bc'[m]}"
-        layers += [_conv2(f"{name}_b0", cin, 320, 1, 1, 8), _conv2(f"{name}_b1_0", cin, 384, 1, 1, 8),
-                   _conv2(f"{name}_b1_1x3", 384, 384, 1, 3, 8), _conv2(f"{name}_b1_3x1", 384, 384, 3, 1, 8),
-                   _conv2(f"{name}_b2_0", cin, 448, 1, 1, 8), _conv2(f"{name}_b2_1", 448, 384, 3, 3, 8),
-                   _conv2(f"{name}_b2_1x3", 384, 384, 1, 3, 8), _conv2(f"{name}_b2_3x1", 384, 384, 3, 1, 8),
-                   _conv2(f"{name}_b3", cin, 192, 1, 1, 8)]
+        layers += [_conv_tf(f"{name}_b0", cin, 320, 1, 1, 8), _conv_tf(f"{name}_b1_0", cin, 384, 1, 1, 8),
+                   _conv_tf(f"{name}_b1_1x3", 384, 384, 1, 3, 8), _conv_tf(f"{name}_b1_3x1", 384, 384, 3, 1, 8),
+                   _conv_tf(f"{name}_b2_0", cin, 448, 1, 1, 8), _conv_tf(f"{name}_b2_1", 448, 384, 3, 3, 8),
+                   _conv_tf(f"{name}_b2_1x3", 384, 384, 1, 3, 8), _conv_tf(f"{name}_b2_3x1", 384, 384, 3, 1, 8),
+                   _conv_tf(f"{name}_b3", cin, 192, 1, 1, 8)]
         cin = 320 + 768 + 768 + 192
     return layers + [_dense("fc", cin, classes)]
 
@@ -151,6 +156,12 @@ def table(name: str) -> list[Layer]:
 def totals(layers: list[Layer]) -> tuple[int, float]:
     """(parameters, forward multiply-adds per image)."""
     return sum(la.params for la in layers), sum(la.macs for la in layers)
+
+
+def variables(name: str) -> list[tuple[int, bool]]:
+    """Every variable of a network of ``NETWORKS`` in creation order, as (element count, trainable): each
+    layer's parameter tensors, then its state (the order TensorFlow creates, and places, them)."""
+    return [v for la in _table(name) for v in [(n, True) for n in la.tensors] + [(n, False) for n in la.state]]
 
 
 def backward_order(name: str) -> tuple[list[int], list[float]]:

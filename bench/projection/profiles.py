@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.projection import layers, timeline
+from bench.projection import collectives, layers, timeline
 from bench.projection.timeline import SCHEDULES
 
 DEFAULT_PATH = Path(__file__).with_name("profiles.json")
@@ -67,6 +67,12 @@ class Workload:
     def tensor_bytes(self, bytes_per_param: int | None = None) -> list[float]:
         per = bytes_per_param or self.bytes_per_param
         return [n * per for n in self.tensors]
+
+    def placed_variables(self) -> list[tuple[float, bool]] | None:
+        """Its variables in creation order as (bytes, trainable), from the layer table; None without one."""
+        if not self.layers:
+            return None
+        return [(n * self.bytes_per_param, trainable) for n, trainable in layers.variables(self.layers)]
 
     def gradient_schedule(self) -> tuple[list[float], list[float]]:
         """(bytes of each gradient tensor, backward FLOPs per image before it is ready), backward order: from
@@ -290,6 +296,8 @@ def _check_point(pt: dict, p: str, sources: dict, systems: dict, workloads: dict
     _number(pt["nodes"], f"{p}.nodes")
     if "bound" in pt:
         _check_choice(pt["bound"], ("lower",), f"{p}.bound")
+    if "placement" in pt:
+        _check_choice(pt["placement"], collectives.PLACEMENTS, f"{p}.placement")
     if "colocated" in pt:
         if not isinstance(pt["colocated"], bool):
             raise ProfileError(f"{p}.colocated", "should be true or false (PS tasks on the worker nodes)")

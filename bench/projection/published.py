@@ -51,6 +51,7 @@ class Setting:
     ranks_per_node: int = 1
     servers: int = 0  # parameter-server tasks when the point names them (0: the stack's)
     colocated: bool = False  # the point's PS tasks run on its worker nodes
+    placement: str = "round_robin"  # how its variables were placed on the PS tasks (collectives.placement_loads)
 
 
 def setting_of(prof: Profiles, system: str, workload: str, point: dict | None = None) -> Setting:
@@ -58,7 +59,7 @@ def setting_of(prof: Profiles, system: str, workload: str, point: dict | None = 
     s = prof.systems[system]
     return Setting(system, workload, point.get("stack", s.stack), point.get("network", s.network),
                    int(point.get("ranks_per_node", 1)), int(point.get("servers", 0)),
-                   bool(point.get("colocated", False)))
+                   bool(point.get("colocated", False)), str(point.get("placement", "round_robin")))
 
 
 def _pick(scenario: dict, kind: str, key: str) -> str:
@@ -84,7 +85,7 @@ def exchange(prof: Profiles, st: Setting, scenario: dict) -> Exchange:
                     bandwidth_Bps=net["bandwidth_gbs"].pick(_pick(scenario, "bandwidth", st.network)) * 1e9
                     * scenario.get(("scale", "bandwidth", st.network), 1.0) * efficiency,
                     fusion_bytes=stack["fusion_mb"] * 2**20, cycle_s=stack["cycle_ms"] * 1e-3,
-                    servers=st.servers or stack["servers"], colocated=st.colocated,
+                    servers=st.servers or stack["servers"], colocated=st.colocated, placement=st.placement,
                     ranks_per_node=st.ranks_per_node)
 
 
@@ -97,9 +98,10 @@ def exposed_s(prof: Profiles, st: Setting, ranks: int, compute_s: float, scenari
     ex = exchange(prof, st, scenario)
     overlap = stack["overlap"].pick(_pick(scenario, "overlap", st.stack))
     backward = BACKWARD_SHARE * compute_s
-    sizes, flops = prof.workloads[st.workload].gradient_schedule()
+    work = prof.workloads[st.workload]
+    sizes, flops = work.gradient_schedule()
     if ex.policy == "parameter_server":
-        return max(0.0, ex.time_s(ranks, sizes) - overlap * backward)
+        return max(0.0, ex.time_s(ranks, sizes, work.placed_variables()) - overlap * backward)
     if ranks <= 1:
         return 0.0
     return timeline.exposed_s(sizes, flops, backward, lambda n: ex.one_s(ranks, n), stack["schedule"],
