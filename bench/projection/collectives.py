@@ -30,6 +30,7 @@ Horovod fuses the gradients that are ready in one cycle into buffers of at most 
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -92,18 +93,24 @@ def placement_loads(variables, servers: int, strategy: str = "round_robin") -> l
     unknown strategy."""
     if strategy not in PLACEMENTS:
         raise ValueError(f"placement {strategy!r}: choose from {', '.join(PLACEMENTS)}")
-    items = [(float(v), True) if not isinstance(v, tuple) else (float(v[0]), bool(v[1])) for v in variables]
+    items = tuple((float(v), True) if not isinstance(v, tuple) else (float(v[0]), bool(v[1])) for v in variables)
+    return list(_placed(items, max(1, servers), strategy))
+
+
+@functools.lru_cache(maxsize=256)
+def _placed(items: tuple, n: int, strategy: str) -> tuple:
+    """``placement_loads`` on normalised (bytes, trainable) items; cached, since a fit's bisection asks the same
+    placement thousands of times with only the link's rate changing."""
     if strategy == "replicated":
-        items = [v for v in items if v[1]]
-    items = [(float(GLOBAL_STEP_BYTES), False)] + items
-    n = max(1, servers)
+        items = tuple(v for v in items if v[1])
+    items = ((float(GLOBAL_STEP_BYTES), False),) + items
     held, loads = [0.0] * n, [0.0] * n
     for i, (size, trainable) in enumerate(items):
         task = i % n if strategy != "greedy" else min(range(n), key=held.__getitem__)
         held[task] += size
         if trainable:
             loads[task] += size
-    return loads
+    return tuple(loads)
 
 
 def placed_parameter_server_s(p: int, tensor_bytes, alpha_s: float, bandwidth_Bps: float, servers: int,

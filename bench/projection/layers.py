@@ -158,10 +158,11 @@ def totals(layers: list[Layer]) -> tuple[int, float]:
     return sum(la.params for la in layers), sum(la.macs for la in layers)
 
 
-def variables(name: str) -> list[tuple[int, bool]]:
+@functools.cache
+def variables(name: str) -> tuple[tuple[int, bool], ...]:
     """Every variable of a network of ``NETWORKS`` in creation order, as (element count, trainable): each
-    layer's parameter tensors, then its state (the order TensorFlow creates, and places, them)."""
-    return [v for la in _table(name) for v in [(n, True) for n in la.tensors] + [(n, False) for n in la.state]]
+    layer's parameter tensors, then its state (the order TensorFlow creates, and places, them). Computed once."""
+    return tuple(v for la in _table(name) for v in [(n, True) for n in la.tensors] + [(n, False) for n in la.state])
 
 
 def backward_order(name: str) -> tuple[list[int], list[float]]:
