@@ -1,26 +1,31 @@
 """The learning curve: how many training events the CNN needs before it beats the cuts.
 
     python -m reports.learning_curve run --data results/study/study64.h5 [--out results/learning-curve]
-        [--sizes 5000,10000,20000,50000,110000] [--arms plain,augment] [--epochs-budget 600000] [--dry-run]
+        [--sizes 5000,10000,20000,50000,110000] [--arms plain,augment,btag] [--btag-sizes 110000]
+        [--epochs-budget 600000] [--dry-run]
     python -m reports.learning_curve report [--records results/learning-curve/records.jsonl] [--out DIR]
 
 ``run`` trains one bench.strong_scaling run per (arm, training-set size) that its records file does not
 hold yet, each with a checkpoint per epoch, so a run stopped by the end of a session continues from its
 last epoch when the same command is given again. Arms: ``plain`` (the study's three channels, no
-augmentation), ``augment`` (``--augment all``), ``btag`` (``--btag-channel``), ``btag_augment``. Every run
+augmentation), ``augment`` (``--augment all``), ``btag`` (``--btag-channel``), ``btag_augment``; the b-tag
+arms train only at ``--btag-sizes`` (default: the largest size), after the other arms' points. Every run
 uses the same split (``--split 0.55,0.1,0.35`` and one seed), so the test events are the same for every point
 and the training sets are nested random subsets (bench/runner/sampler.py). The recipe: Adam at 1e-3, a
 global batch of 256, a warm-up of one epoch then a cosine decay, the epoch of lowest validation loss kept
 (10,000 validation events, a random subset of the split's 20,000: validation after every epoch would
 otherwise cost a third of the training); epochs: ``--epochs-budget`` images over the size, between 8 and
-40. At bf16 on the project's 2-core Zen 4 (272 images/s, benchmarks.bench_step) the plain and augment
-arms at the default sizes take about 3.4 hours each.
+40. Measured on the project's 2-core Zen 4 at bf16 (plain, 5,000 events, nothing else running): 240 training
+images/s, and about 33 s an epoch outside training (the 10,000 validation events scored at fp32, the
+checkpoint); so about 4.3 hours for each of the plain and augment arms at the default sizes and 1.1 hours
+for the b-tag point at 110,000.
 
 ``report`` reads the records and writes ``learning_curve.md``, ``learning_curve.csv`` and
 ``learning_curve.png`` / ``.svg``: test AUC and the signal-efficiency ratio CNN / cuts at the cuts'
 background efficiency (Poisson-bootstrap error, the unweighted background counts) against the training
 events, one line per arm, and per arm the fit of the ratio against log10(training events) with the
-number of events where it crosses 1 (``crossing``).
+number of events where it crosses 1 (``crossing``); and, where a b-tag arm and its three-channel twin share a
+size, the part of the three-channel arm's gap to the cuts (1 - ratio) that the b-tag channel closes.
 """
 from __future__ import annotations
 
@@ -77,10 +82,40 @@ def run_command(data: str, arm: str, size: int, epochs: int, out: Path, python: 
             "--save-model", str(out / "models" / f"{tag}.pt")]
 
 
-def todo(records: list[dict], arms: list[str], sizes: list[int]) -> list[tuple[str, int]]:
-    """(arm, size) points without a record yet, smallest first, the arms taking turns."""
+def todo(records: list[dict], arms: list[str], sizes: list[int],
+         btag_sizes: list[int] | None = None) -> list[tuple[str, int]]:
+    """(arm, size) points without a record yet, smallest first, the arms taking turns; the b-tag arms at
+    ``btag_sizes`` (default: the largest of ``sizes``) after every other arm's points."""
     done = {(arm_of(r), train_size(r)) for r in records}
-    return [(arm, size) for size in sorted(sizes) for arm in arms if (arm, size) not in done]
+    first = [a for a in arms if not a.startswith("btag")]
+    later = [a for a in arms if a.startswith("btag")]
+    btag_sizes = btag_sizes if btag_sizes is not None else [max(sizes)]
+    points = [(arm, size) for size in sorted(sizes) for arm in first]
+    points += [(arm, size) for size in sorted(btag_sizes) for arm in later]
+    return [pt for pt in points if pt not in done]
+
+
+TWIN = {"btag": "plain", "btag_augment": "augment"}
+
+
+def btag_gains(rows: list[dict]) -> list[dict]:
+    """Per b-tag row with a three-channel twin (``TWIN``) at its size: both ratios and errors and ``closed``,
+    (ratio_btag - ratio_twin) / (1 - ratio_twin), the part of the twin's gap to the cuts the fourth channel
+    closes (None when the twin is not below 1). Same test events for both, so the ratios' errors are
+    correlated and their quadrature sum ``diff_err`` overstates the difference's."""
+    by = {(r["arm"], r["train_events"]): r for r in rows}
+    out = []
+    for r in rows:
+        twin = by.get((TWIN.get(r["arm"]), r["train_events"]))
+        if twin is None or r["eff_ratio"] is None or twin["eff_ratio"] is None:
+            continue
+        gap = 1.0 - twin["eff_ratio"]
+        diff = r["eff_ratio"] - twin["eff_ratio"]
+        err = math.hypot(r["eff_ratio_err"] or 0.0, twin["eff_ratio_err"] or 0.0)
+        out.append({"arm": r["arm"], "twin": twin["arm"], "train_events": r["train_events"],
+                    "ratio": r["eff_ratio"], "twin_ratio": twin["eff_ratio"], "diff": diff, "diff_err": err,
+                    "closed": diff / gap if gap > 0 else None})
+    return out
 
 
 def fit_crossing(sizes, ratios, errors, draws: int = 4000, seed: int = 0) -> dict:
@@ -132,7 +167,7 @@ def _fmt(v, spec=".4g"):
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
-def markdown(rows: list[dict], fits: dict) -> str:
+def markdown(rows: list[dict], fits: dict, gains: list[dict] | None = None) -> str:
     head = ("| arm | training events | epochs | kept epoch | test AUC | eff. ratio CNN / cuts | +- | "
             "bkg. events in SR | bkg. events at CNN WP | training time (s) |")
     lines = [head, "|" + "---|" * 10]
@@ -150,6 +185,12 @@ def markdown(rows: list[dict], fits: dict) -> str:
             lines.append(f"* {arm}: ratio = {f['a']:.3f} + {f['b']:.3f} log10(N); reaches 1 at N = "
                          f"{f['crossing']:,.0f} training events (68%: {_fmt(lo, ',.0f')} to "
                          f"{_fmt(hi, ',.0f') if hi is not None else 'never'}).")
+    for g in gains or []:
+        closed = ("" if g["closed"] is None else
+                  f"; it closes {100 * g['closed']:.0f}% of the {g['twin']} arm's gap to the cuts")
+        lines.append(f"* {g['arm']} against {g['twin']} at {g['train_events']:,} training events: ratio "
+                     f"{g['ratio']:.3f} against {g['twin_ratio']:.3f}, a difference of {g['diff']:+.3f} "
+                     f"(+- {g['diff_err']:.3f} in quadrature, an upper bound: same test events){closed}.")
     return "\n".join(lines) + "\n"
 
 
@@ -204,10 +245,11 @@ def report(records: list[dict], out: Path) -> dict:
         fits[arm] = fit_crossing([r["train_events"] for r in mine],
                                  [np.nan if r["eff_ratio"] is None else r["eff_ratio"] for r in mine],
                                  [np.nan if r["eff_ratio_err"] is None else r["eff_ratio_err"] for r in mine])
+    gains = btag_gains(rows)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "learning_curve.md", markdown(rows, fits))
+    write_text(out / "learning_curve.md", markdown(rows, fits, gains))
     write_text(out / "learning_curve.csv", pd.DataFrame(rows).to_csv(index=False))
-    write_text(out / "learning_curve.json", json.dumps({"rows": rows, "fits": fits}, indent=1) + "\n")
+    write_text(out / "learning_curve.json", json.dumps({"rows": rows, "fits": fits, "btag": gains}, indent=1) + "\n")
     figure(rows, fits, out)
     return fits
 
@@ -219,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", required=True, help="the study store (data.generation.study)")
     r.add_argument("--out", default="results/learning-curve", help="folder of records, checkpoints, models")
     r.add_argument("--sizes", default=",".join(map(str, SIZES)), help="training-set sizes, comma separated")
-    r.add_argument("--arms", default="plain,augment", help=f"comma separated, from {', '.join(ARMS)}")
+    r.add_argument("--arms", default="plain,augment,btag", help=f"comma separated, from {', '.join(ARMS)}")
+    r.add_argument("--btag-sizes", default="", help="the b-tag arms' sizes, comma separated (default: the "
+                   "largest of --sizes); they train after the other arms' points")
     r.add_argument("--epochs-budget", type=int, default=600_000,
                    help=f"training images per run: epochs = budget / size, in [{MIN_EPOCHS}, {MAX_EPOCHS}]")
     r.add_argument("--dry-run", action="store_true", help="print the commands and stop")
@@ -229,13 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sizes(parser, text: str) -> list[int]:
+def _sizes(parser, text: str, flag: str = "--sizes") -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
-        parser.error(f"--sizes {text!r}: not comma-separated whole numbers")
+        parser.error(f"{flag} {text!r}: not comma-separated whole numbers")
     if not sizes or min(sizes) <= 0:
-        parser.error(f"--sizes {text!r}: each size must be positive")
+        parser.error(f"{flag} {text!r}: each size must be positive")
     return sizes
 
 
@@ -256,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print((Path(a.out) / "learning_curve.md").read_text(), end="")
         return 0 if fits else 1
     sizes = _sizes(parser, a.sizes)
+    btag_sizes = _sizes(parser, a.btag_sizes, "--btag-sizes") if a.btag_sizes else None
     arms = a.arms.split(",")
     bad = [x for x in arms if x not in ARMS]
     if bad:
@@ -267,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     for sub in ("checkpoints", "models"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    for arm, size in todo(read_records(out / "records.jsonl"), arms, sizes):
+    for arm, size in todo(read_records(out / "records.jsonl"), arms, sizes, btag_sizes):
         cmd = run_command(a.data, arm, size, epochs_for(size, a.epochs_budget), out)
         print(" ".join(cmd), flush=True)
         if a.dry_run:

@@ -40,6 +40,9 @@ def test_fit_finds_a_hand_computed_crossing():
 def test_points_are_planned_from_the_records():
     recs = [_rec("plain", 5000, 0.4, 0.1), _rec("augment", 5000, 0.5, 0.1)]
     assert lc.todo(recs, ["plain", "augment"], [10000, 5000]) == [("plain", 10000), ("augment", 10000)]
+    # the b-tag arm: at the largest size only, after every other point, unless given its own sizes
+    assert lc.todo(recs, ["btag", "plain"], [20000, 5000]) == [("plain", 20000), ("btag", 20000)]
+    assert lc.todo(recs, ["plain", "btag"], [5000], [5000, 100]) == [("btag", 100), ("btag", 5000)]
     assert [lc.arm_of(_rec(a, 1, 0, 0)) for a in lc.ARMS] == list(lc.ARMS)
     assert lc.epochs_for(5000, 600_000) == 40 and lc.epochs_for(50_000, 600_000) == 12
     assert lc.epochs_for(120_000, 600_000) == 8
@@ -51,12 +54,19 @@ def test_points_are_planned_from_the_records():
 def test_report_writes_table_csv_json_and_figure(tmp_path, capsys):
     recs = [_rec("plain", n, 0.25 + 0.25 * np.log10(n), 0.05) for n in (1000, 10_000, 100_000)]
     recs.append(_rec("augment", 1000, 0.6, 0.1))
+    recs.append(_rec("btag", 100_000, 0.9, 0.05))  # plain at 100,000: 0.25 + 0.25 * 5 = 1.5, above the cuts
+    recs.append(_rec("btag_augment", 1000, 0.84, 0.1))  # against augment's 0.6: 0.24 of the gap of 0.4
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert lc.main(["report", "--records", str(path), "--out", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "learning_curve.md").read_text()
     assert "reaches 1 at N = 1,000 training events" in md
     assert "augment: the ratio does not reach 1 on the fit (fewer than 3 points)" in md
+    assert ("btag_augment against augment at 1,000 training events: ratio 0.840 against 0.600, a difference of "
+            "+0.240 (+- 0.141 in quadrature, an upper bound: same test events); it closes 60% of the augment "
+            "arm's gap to the cuts.") in md
+    gains = json.loads((tmp_path / "out" / "learning_curve.json").read_text())["btag"]
+    assert [g["closed"] for g in gains if g["train_events"] == 100_000] == [None]  # no gap: nothing to close
     for name in ("learning_curve.csv", "learning_curve.json", "learning_curve.png", "learning_curve.svg"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert "| plain | 10,000 |" in capsys.readouterr().out
@@ -66,6 +76,7 @@ def test_report_writes_table_csv_json_and_figure(tmp_path, capsys):
     (["run", "--data", "x.h5", "--sizes", "5k"], "--sizes"),
     (["run", "--data", "x.h5", "--sizes", "0,10"], "--sizes"),
     (["run", "--data", "x.h5", "--arms", "plain,fancy"], "--arms"),
+    (["run", "--data", "x.h5", "--btag-sizes", "-5"], "--btag-sizes"),
     (["run", "--data", "x.h5", "--epochs-budget", "0"], "--epochs-budget"),
     (["run", "--data", "missing.h5"], "--data"),
     (["report", "--records", "missing.jsonl"], "--records"),
