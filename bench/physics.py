@@ -10,6 +10,9 @@ records of ``bench.strong_scaling``.
 * The comparison point: the CNN threshold whose weighted background efficiency is the largest one not above
   the signal region's. There: the CNN's signal efficiency, its ratio to the cut-based one, the expected
   signal s and background b at a luminosity, s / sqrt(b) and its ratio.
+* The same comparison against the signal region without its Nb >= 3 step (``no_nb_*`` fields), at that
+  region's background efficiency: the cuts on what a three-channel image also holds. A CNN below the full
+  cuts but above these ones is short of the b-tag, not of the kinematics.
 * Statistical uncertainty from a Poisson bootstrap of the test events (each event's weight times a
   Poisson(1) count per replicate): the whole comparison is redone in every replicate, threshold search
   included, so the spread covers the few background events that sit at a low false-positive rate.
@@ -21,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from data.selection import signal_region, signal_region_steps
+from data.selection import signal_region, signal_region_steps, signal_region_without_nb
 
 LUMINOSITY_FB = 138.0  # the reference code's luminosity (not in the paper; CMS's 2016-2018 data set)
 PB_PER_FB = 1e3  # 1 fb^-1 = 1000 pb^-1
@@ -111,6 +114,15 @@ class Comparison:
     cut_background_eff_truth_tag: float | None = None
     truth_tag_background_events: int | None = None  # unweighted test background events that contribute
     sig_ratio_err: float | None = None
+    # the comparison against the signal region without Nb >= 3 (``signal_region_without_nb``), at its own
+    # background efficiency; None where not computed (``compare_without_nb``)
+    no_nb_cut_signal_eff: float | None = None
+    no_nb_cut_background_eff: float | None = None
+    no_nb_cut_background_events: int | None = None
+    no_nb_cnn_signal_eff: float | None = None
+    no_nb_cnn_background_events: int | None = None
+    no_nb_eff_ratio: float | None = None
+    no_nb_eff_ratio_err: float | None = None
     bootstrap: int = 0
     roc: dict | None = None  # compact ROC (roc_points) of the same curve the comparison used
 
@@ -170,6 +182,21 @@ def compare(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, in_regi
         discovery_b=None if d is None else float(b_all[d]),
         discovery_background_events=None if d is None else int(((scores >= thr[d]) & ~y).sum()),
         eff_ratio_err=err[0], sig_ratio_err=err[1], bootstrap=bootstrap, roc=roc_points(fpr, tpr))
+
+
+def compare_without_nb(cmp: Comparison, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray,
+                       table: dict, seed: int = 0) -> Comparison:
+    """``cmp`` with its ``no_nb_*`` fields: the CNN against the signal region without Nb >= 3 at that region's
+    background efficiency, on the same events and weights (``compare``'s), with as many bootstrap
+    replicates as ``cmp`` had."""
+    other = compare(labels, scores, weights, signal_region_without_nb(table), cmp.luminosity_fb, cmp.bootstrap,
+                    seed)
+    return replace(cmp, no_nb_cut_signal_eff=other.cut_signal_eff,
+                   no_nb_cut_background_eff=other.cut_background_eff,
+                   no_nb_cut_background_events=other.cut_background_events,
+                   no_nb_cnn_signal_eff=other.cnn_signal_eff,
+                   no_nb_cnn_background_events=other.cnn_background_events,
+                   no_nb_eff_ratio=other.eff_ratio, no_nb_eff_ratio_err=other.eff_ratio_err)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -294,6 +321,7 @@ def on_source(source, indices: np.ndarray, scores: np.ndarray, luminosity_fb: fl
     w = yield_weights(source.weights, all_samples, indices)
     y = source.labels[indices]
     cmp = compare(y, scores, w, signal_region(table), luminosity_fb, bootstrap, seed)
+    cmp = compare_without_nb(cmp, y, scores, w, table, seed)
     jets = _source_jets(source, indices)
     if jets is not None:
         tt = truth_tag(table, *jets)

@@ -44,6 +44,15 @@ def signal_region(table: dict) -> np.ndarray:
             & (np.asarray(table["mj"]) > SR_MJ_MIN) & (np.asarray(table["ht"]) > SR_HT_MIN))
 
 
+def signal_region_without_nb(table: dict) -> np.ndarray:
+    """The signal region without its Nb >= 3 step (Njet >= 8, MJ > 800 GeV, HT > 1500 GeV): the cuts on what a
+    three-channel image also holds, since its pixels carry no b-tag. Raises KeyError naming a missing
+    quantity."""
+    _need(table)
+    return ((np.asarray(table["njet"]) >= SR_NJET_MIN) & (np.asarray(table["mj"]) > SR_MJ_MIN)
+            & (np.asarray(table["ht"]) > SR_HT_MIN))
+
+
 def signal_region_steps(table: dict) -> list[tuple[str, np.ndarray]]:
     """The signal region's cuts one by one, in the order of the cut flow: (name, boolean per event), the
     baseline (every stored event) first."""

@@ -3,6 +3,7 @@
     python -m reports.learning_curve run --data results/study/study64.h5 [--out results/learning-curve]
         [--sizes 5000,10000,20000,50000,110000] [--arms plain,augment,btag] [--btag-sizes 110000]
         [--epochs-budget 600000] [--dry-run]
+    python -m reports.learning_curve rescore [--out results/learning-curve]
     python -m reports.learning_curve report [--records results/learning-curve/records.jsonl] [--out DIR]
 
 ``run`` trains one bench.strong_scaling run per (arm, training-set size) that its records file does not
@@ -20,9 +21,15 @@ images/s, and about 33 s an epoch outside training (the 10,000 validation events
 checkpoint); so about 4.3 hours for each of the plain and augment arms at the default sizes and 1.1 hours
 for the b-tag point at 110,000.
 
+``rescore`` re-scores, with ``bench.evaluate`` on the same test split, the saved model of each recorded point
+whose record lacks a field of the comparison added after it ran (today: the ``no_nb_*`` comparison with the
+cuts without Nb >= 3), into ``physics/<arm>-<size>/physics.json``; ``report`` takes those fields from there and
+checks that the re-scored AUC is the record's.
+
 ``report`` reads the records and writes ``learning_curve.md``, ``learning_curve.csv`` and
 ``learning_curve.png`` / ``.svg``: test AUC and the signal-efficiency ratio CNN / cuts at the cuts'
-background efficiency (Poisson-bootstrap error, the unweighted background counts) against the training
+background efficiency (Poisson-bootstrap error, the unweighted background counts; and the ratio to the cuts
+without their Nb >= 3 step, which see only what a three-channel image holds) against the training
 events, one line per arm, and per arm the fit of the ratio against log10(training events) with the
 number of events where it crosses 1 (``crossing``); and, where a b-tag arm and its three-channel twin share a
 size, the part of the three-channel arm's gap to the cuts (1 - ratio) that the b-tag channel closes.
@@ -148,6 +155,40 @@ def fit_crossing(sizes, ratios, errors, draws: int = 4000, seed: int = 0) -> dic
                                                   float(hi) if np.isfinite(hi) else None]}
 
 
+LATER_FIELDS = ("no_nb_cut_signal_eff", "no_nb_cut_background_eff", "no_nb_cut_background_events",
+                "no_nb_cnn_signal_eff", "no_nb_cnn_background_events", "no_nb_eff_ratio", "no_nb_eff_ratio_err")
+
+
+def tag_of(rec: dict) -> str:
+    return f"{arm_of(rec)}-{train_size(rec)}"
+
+
+def needs_rescore(rec: dict) -> bool:
+    return (rec.get("physics") or {}).get("no_nb_eff_ratio", "missing") == "missing"
+
+
+def rescore_command(rec: dict, out: Path, python: str = sys.executable) -> list[str]:
+    tag = tag_of(rec)
+    return [python, "-m", "bench.evaluate", "--model-weights", str(out / "models" / f"{tag}.pt"),
+            "--labels", tag, "--out", str(out / "physics" / tag)]
+
+
+def with_rescored(records: list[dict], folder: Path) -> list[dict]:
+    """``records`` with LATER_FIELDS taken from ``folder/<tag>/physics.json`` where a record lacks them.
+    Raises ValueError when that file's AUC is not the record's test AUC (another model or split)."""
+    out = []
+    for rec in records:
+        path = folder / tag_of(rec) / "physics.json"
+        if needs_rescore(rec) and path.is_file():
+            (entry,) = json.loads(path.read_text())
+            if not math.isclose(entry["auc"], rec["test_auc"], rel_tol=0, abs_tol=1e-6):
+                raise ValueError(f"{path}: AUC {entry['auc']:.6f}, but the record of {tag_of(rec)} has test AUC "
+                                 f"{rec['test_auc']:.6f}: not the same model or test split")
+            rec = {**rec, "physics": {**rec["physics"], **{k: entry.get(k) for k in LATER_FIELDS}}}
+        out.append(rec)
+    return out
+
+
 def table(records: list[dict]) -> list[dict]:
     """One row per record: arm, training events, epochs, kept epoch, test AUC, the ratio and its error,
     the unweighted background counts, the training time."""
@@ -157,6 +198,7 @@ def table(records: list[dict]) -> list[dict]:
         rows.append({"arm": arm_of(r), "train_events": train_size(r), "epochs": len(r.get("auc", [])),
                      "kept_epoch": r.get("kept_epoch"), "test_auc": r.get("test_auc"),
                      "eff_ratio": p.get("eff_ratio"), "eff_ratio_err": p.get("eff_ratio_err"),
+                     "no_nb_eff_ratio": p.get("no_nb_eff_ratio"), "no_nb_eff_ratio_err": p.get("no_nb_eff_ratio_err"),
                      "cut_background_events": p.get("cut_background_events"),
                      "cnn_background_events": p.get("cnn_background_events"),
                      "train_s": sum(r.get("epoch_s", [])) + (r.get("warmup_epoch_s") or 0.0)})
@@ -167,14 +209,22 @@ def _fmt(v, spec=".4g"):
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
+def _no_nb(row: dict) -> str:
+    if row.get("no_nb_eff_ratio") is None:
+        return "n/a"
+    err = row.get("no_nb_eff_ratio_err")
+    return f"{row['no_nb_eff_ratio']:.3f}" + ("" if err is None else f" +- {err:.3f}")
+
+
 def markdown(rows: list[dict], fits: dict, gains: list[dict] | None = None) -> str:
     head = ("| arm | training events | epochs | kept epoch | test AUC | eff. ratio CNN / cuts | +- | "
-            "bkg. events in SR | bkg. events at CNN WP | training time (s) |")
-    lines = [head, "|" + "---|" * 10]
+            "bkg. events in SR | bkg. events at CNN WP | ratio to the cuts without Nb >= 3 | training time (s) |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         lines.append(f"| {r['arm']} | {r['train_events']:,} | {r['epochs']} | {r['kept_epoch']} | "
                      f"{_fmt(r['test_auc'])} | {_fmt(r['eff_ratio'], '.3f')} | {_fmt(r['eff_ratio_err'], '.3f')} | "
-                     f"{r['cut_background_events']} | {r['cnn_background_events']} | {_fmt(r['train_s'], '.0f')} |")
+                     f"{r['cut_background_events']} | {r['cnn_background_events']} | {_no_nb(r)} | "
+                     f"{_fmt(r['train_s'], '.0f')} |")
     lines.append("")
     for arm, f in fits.items():
         if f["crossing"] is None:
@@ -267,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs-budget", type=int, default=600_000,
                    help=f"training images per run: epochs = budget / size, in [{MIN_EPOCHS}, {MAX_EPOCHS}]")
     r.add_argument("--dry-run", action="store_true", help="print the commands and stop")
+    c = sub.add_parser("rescore", help="re-score recorded points that lack a later comparison field")
+    c.add_argument("--out", default="results/learning-curve", help="the run's folder (records, models)")
     g = sub.add_parser("report", help="the table, figure and fits of the records")
     g.add_argument("--records", default="results/learning-curve/records.jsonl")
     g.add_argument("--out", default="results/learning-curve")
@@ -286,6 +338,8 @@ def _sizes(parser, text: str, flag: str = "--sizes") -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
+    if a.command == "rescore":
+        return rescore(parser, Path(a.out))
     if a.command == "report":
         path = Path(a.records)
         if not path.is_file():
@@ -294,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         if not records:
             parser.error(f"--records {a.records}: holds no record")
         try:
-            fits = report(records, Path(a.out))
-        except WriteError as exc:
+            fits = report(with_rescored(records, path.parent / "physics"), Path(a.out))
+        except (WriteError, ValueError) as exc:
             return fail(str(exc))
         print((Path(a.out) / "learning_curve.md").read_text(), end="")
         return 0 if fits else 1
@@ -320,6 +374,25 @@ def main(argv: list[str] | None = None) -> int:
         rc = subprocess.run(cmd).returncode
         if rc != 0:
             return fail(f"the {arm} run on {size} training events exited {rc}; run the same command to continue it")
+    return 0
+
+
+def rescore(parser, out: Path) -> int:
+    """Run bench.evaluate for each recorded point that needs it (``needs_rescore``) and has no re-scoring yet."""
+    path = out / "records.jsonl"
+    if not path.is_file():
+        parser.error(f"--out {out}: no records.jsonl there")
+    for rec in read_records(path):
+        if not needs_rescore(rec) or (out / "physics" / tag_of(rec) / "physics.json").is_file():
+            continue
+        model = out / "models" / f"{tag_of(rec)}.pt"
+        if not model.is_file():
+            return fail(f"{model}: the saved model of {tag_of(rec)} is missing; it cannot be re-scored")
+        cmd = rescore_command(rec, out)
+        print(" ".join(cmd), flush=True)
+        rc = subprocess.run(cmd).returncode
+        if rc != 0:
+            return fail(f"re-scoring {tag_of(rec)} exited {rc}")
     return 0
 
 

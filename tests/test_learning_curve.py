@@ -18,7 +18,7 @@ def _rec(arm, n, ratio, err, auc=0.95):
     return {"config": cfg, "data": {"split": {"train": n, "val": 10, "test": 30}}, "auc": [0.9] * 8,
             "kept_epoch": 5, "test_auc": auc, "epoch_s": [10.0] * 7, "warmup_epoch_s": 12.0,
             "physics": {"eff_ratio": ratio, "eff_ratio_err": err, "cut_background_events": 40,
-                        "cnn_background_events": 35}}
+                        "cnn_background_events": 35, "no_nb_eff_ratio": 1.3, "no_nb_eff_ratio_err": 0.12}}
 
 
 def test_fit_finds_a_hand_computed_crossing():
@@ -70,6 +70,7 @@ def test_report_writes_table_csv_json_and_figure(tmp_path, capsys):
     for name in ("learning_curve.csv", "learning_curve.json", "learning_curve.png", "learning_curve.svg"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert "| plain | 10,000 |" in capsys.readouterr().out
+    assert "| 40 | 35 | 1.300 +- 0.120 | 82 |" in md  # the ratio to the cuts without Nb >= 3
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -106,3 +107,27 @@ def test_run_trains_a_missing_point_once_and_reports_it(tmp_path, capsys):
     capsys.readouterr()
     assert lc.main(argv + ["--dry-run"]) == 0 and capsys.readouterr().out == ""  # nothing left to train
     assert len(lc.read_records(out / "records.jsonl")) == 1
+
+
+def test_a_rescored_point_gives_its_later_fields_and_a_different_model_is_refused(tmp_path, capsys):
+    old = _rec("plain", 5000, 0.6, 0.07, auc=0.93)
+    del old["physics"]["no_nb_eff_ratio"], old["physics"]["no_nb_eff_ratio_err"]  # recorded before the field
+    new = _rec("augment", 5000, 0.7, 0.07)
+    assert lc.needs_rescore(old) and not lc.needs_rescore(new)
+    cmd = lc.rescore_command(old, tmp_path)
+    assert cmd[cmd.index("--model-weights") + 1] == str(tmp_path / "models" / "plain-5000.pt")
+    folder = tmp_path / "physics"
+    (folder / "plain-5000").mkdir(parents=True)
+    entry = {"auc": 0.93, "no_nb_eff_ratio": 1.1, "no_nb_eff_ratio_err": 0.2, "eff_ratio": 99.0}
+    (folder / "plain-5000" / "physics.json").write_text(json.dumps([entry]))
+    got_old, got_new = lc.with_rescored([old, new], folder)
+    assert got_old["physics"]["no_nb_eff_ratio"] == 1.1 and got_old["physics"]["eff_ratio"] == 0.6  # only those
+    assert got_new == new
+    (folder / "plain-5000" / "physics.json").write_text(json.dumps([{**entry, "auc": 0.95}]))
+    with pytest.raises(ValueError, match="not the same model or test split"):
+        lc.with_rescored([old], folder)
+    # rescore: a point without its saved model is named, nothing run
+    (tmp_path / "lc").mkdir()
+    (tmp_path / "lc" / "records.jsonl").write_text(json.dumps(old) + "\n")
+    assert lc.main(["rescore", "--out", str(tmp_path / "lc")]) == 2
+    assert "plain-5000.pt: the saved model of plain-5000 is missing" in capsys.readouterr().err

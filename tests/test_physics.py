@@ -97,6 +97,29 @@ def test_cut_flow_on_hand_made_events():
     assert selection.signal_region(table).tolist() == [True, False, False, False, False, True]
 
 
+def test_the_cuts_without_the_b_tag_step_by_hand():
+    table = {"njet": np.array([8, 9, 7, 10, 8, 12]), "nb": np.array([3, 2, 4, 3, 3, 5]),
+             "mj": np.array([900.0, 900, 900, 700, 850, 1200]), "ht": np.array([1600.0, 1600, 1600, 1600, 1500, 2000])}
+    # event 1 (Nb 2) now passes; 2 (Njet 7), 3 (MJ 700) and 4 (HT 1500) still fail
+    assert selection.signal_region_without_nb(table).tolist() == [True, True, False, False, False, True]
+    # the hand-made scores: that region keeps signal events 0, 1, 2 (eff 3/4) and the background events at
+    # 0.85 and 0.5 (eff 2/10); the CNN at fpr <= 0.2 cuts at 0.5: tpr 0.75, fpr 0.2, two background events
+    keep = np.zeros(10, dtype=bool)
+    keep[[0, 1, 2, 4, 5]] = True
+    ten = {"njet": np.where(keep, 8, 5), "nb": np.ones(10, dtype=int), "mj": np.full(10, 900.0),
+           "ht": np.full(10, 1600.0)}
+    c = physics.compare(LABELS, SCORES, WEIGHTS, IN_REGION, luminosity_fb=1.0, bootstrap=0)
+    both = physics.compare_without_nb(c, LABELS, SCORES, WEIGHTS, ten)
+    assert (both.no_nb_cut_signal_eff, both.no_nb_cut_background_eff) == pytest.approx((0.75, 0.2))
+    assert both.no_nb_cnn_signal_eff == pytest.approx(0.75) and both.no_nb_eff_ratio == pytest.approx(1.0)
+    assert (both.no_nb_cut_background_events, both.no_nb_cnn_background_events) == (2, 2)
+    assert both.no_nb_eff_ratio_err is None  # no bootstrap asked: none made
+    assert both.eff_ratio == c.eff_ratio and both.cut_signal_eff == c.cut_signal_eff  # the full cuts' fields kept
+    boot = physics.compare_without_nb(physics.compare(LABELS, SCORES, WEIGHTS, IN_REGION, bootstrap=20),
+                                      LABELS, SCORES, WEIGHTS, ten)
+    assert boot.no_nb_eff_ratio_err is not None and np.isfinite(boot.no_nb_eff_ratio_err)
+
+
 def test_signal_region_names_missing_quantities():
     with pytest.raises(KeyError, match="mj"):
         selection.signal_region({"njet": [8], "nb": [3], "ht": [2000.0]})
