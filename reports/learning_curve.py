@@ -226,6 +226,10 @@ def markdown(rows: list[dict], fits: dict, gains: list[dict] | None = None) -> s
                      f"{r['cut_background_events']} | {r['cnn_background_events']} | {_no_nb(r)} | "
                      f"{_fmt(r['train_s'], '.0f')} |")
     lines.append("")
+    last = [r for r in rows if r["kept_epoch"] is not None and r["kept_epoch"] == r["epochs"] - 1]
+    for r in last:
+        lines.append(f"* {r['arm']} at {r['train_events']:,}: the kept epoch is the last one, so the validation "
+                     f"loss was still falling: more epochs may still raise this point.")
     for arm, f in fits.items():
         if f["crossing"] is None:
             why = "fewer than 3 points" if f["points"] < 3 else f"slope {f['b']:+.3f} per decade: no crossing"

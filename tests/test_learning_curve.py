@@ -56,6 +56,7 @@ def test_report_writes_table_csv_json_and_figure(tmp_path, capsys):
     recs.append(_rec("augment", 1000, 0.6, 0.1))
     recs.append(_rec("btag", 100_000, 0.9, 0.05))  # plain at 100,000: 0.25 + 0.25 * 5 = 1.5, above the cuts
     recs.append(_rec("btag_augment", 1000, 0.84, 0.1))  # against augment's 0.6: 0.24 of the gap of 0.4
+    recs[-1]["kept_epoch"] = 7  # of 8: the last
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert lc.main(["report", "--records", str(path), "--out", str(tmp_path / "out")]) == 0
@@ -65,6 +66,8 @@ def test_report_writes_table_csv_json_and_figure(tmp_path, capsys):
     assert ("btag_augment against augment at 1,000 training events: ratio 0.840 against 0.600, a difference of "
             "+0.240 (+- 0.141 in quadrature, an upper bound: same test events); it closes 60% of the augment "
             "arm's gap to the cuts.") in md
+    assert ("* btag_augment at 1,000: the kept epoch is the last one, so the validation loss was still falling"
+            in md) and "* plain at 1,000: the kept" not in md
     gains = json.loads((tmp_path / "out" / "learning_curve.json").read_text())["btag"]
     assert [g["closed"] for g in gains if g["train_events"] == 100_000] == [None]  # no gap: nothing to close
     for name in ("learning_curve.csv", "learning_curve.json", "learning_curve.png", "learning_curve.svg"):
