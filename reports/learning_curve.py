@@ -37,6 +37,7 @@ size, the part of the three-channel arm's gap to the cuts (1 - ratio) that the b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import subprocess
@@ -80,13 +81,23 @@ def read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def point_tag(arm: str, size: int) -> str:
+    """The name of one point's checkpoint, model and re-scoring: ``<arm>-<size>``."""
+    return f"{arm}-{size}"
+
+
+def model_file(out: Path, tag: str) -> Path:
+    """The --save-model file of point ``tag`` under the run folder ``out``."""
+    return out / "models" / f"{tag}.pt"
+
+
 def run_command(data: str, arm: str, size: int, epochs: int, out: Path, python: str = sys.executable) -> list[str]:
     """The bench.strong_scaling command line of one point."""
-    tag = f"{arm}-{size}"
+    tag = point_tag(arm, size)
     return [python, "-m", "bench.strong_scaling", "--data", data, *RECIPE, *ARMS[arm], "--train-events",
             str(size), "--epochs", str(epochs), "--out", str(out / "records.jsonl"),
             "--checkpoint", str(out / "checkpoints" / f"{tag}.pt"), "--resume",
-            "--save-model", str(out / "models" / f"{tag}.pt")]
+            "--save-model", str(model_file(out, tag))]
 
 
 def todo(records: list[dict], arms: list[str], sizes: list[int],
@@ -155,28 +166,32 @@ def fit_crossing(sizes, ratios, errors, draws: int = 4000, seed: int = 0) -> dic
                                                   float(hi) if np.isfinite(hi) else None]}
 
 
-LATER_FIELDS = ("no_nb_cut_signal_eff", "no_nb_cut_background_eff", "no_nb_cut_background_events",
-                "no_nb_cnn_signal_eff", "no_nb_cnn_background_events", "no_nb_eff_ratio", "no_nb_eff_ratio_err")
+def later_fields() -> tuple[str, ...]:
+    """The comparison's fields added after the first points were recorded: bench.physics.Comparison's
+    ``no_nb_*``."""
+    from bench.physics import Comparison
+
+    return tuple(f.name for f in dataclasses.fields(Comparison) if f.name.startswith("no_nb_"))
 
 
 def tag_of(rec: dict) -> str:
-    return f"{arm_of(rec)}-{train_size(rec)}"
+    return point_tag(arm_of(rec), train_size(rec))
 
 
 def needs_rescore(rec: dict) -> bool:
-    return (rec.get("physics") or {}).get("no_nb_eff_ratio", "missing") == "missing"
+    return "no_nb_eff_ratio" not in (rec.get("physics") or {})
 
 
 def rescore_command(rec: dict, out: Path, python: str = sys.executable) -> list[str]:
     tag = tag_of(rec)
-    return [python, "-m", "bench.evaluate", "--model-weights", str(out / "models" / f"{tag}.pt"),
+    return [python, "-m", "bench.evaluate", "--model-weights", str(model_file(out, tag)),
             "--labels", tag, "--out", str(out / "physics" / tag)]
 
 
 def with_rescored(records: list[dict], folder: Path) -> list[dict]:
-    """``records`` with LATER_FIELDS taken from ``folder/<tag>/physics.json`` where a record lacks them.
+    """``records`` with ``later_fields`` taken from ``folder/<tag>/physics.json`` where a record lacks them.
     Raises ValueError when that file's AUC is not the record's test AUC (another model or split)."""
-    out = []
+    out, later = [], later_fields()
     for rec in records:
         path = folder / tag_of(rec) / "physics.json"
         if needs_rescore(rec) and path.is_file():
@@ -184,7 +199,7 @@ def with_rescored(records: list[dict], folder: Path) -> list[dict]:
             if not math.isclose(entry["auc"], rec["test_auc"], rel_tol=0, abs_tol=1e-6):
                 raise ValueError(f"{path}: AUC {entry['auc']:.6f}, but the record of {tag_of(rec)} has test AUC "
                                  f"{rec['test_auc']:.6f}: not the same model or test split")
-            rec = {**rec, "physics": {**rec["physics"], **{k: entry.get(k) for k in LATER_FIELDS}}}
+            rec = {**rec, "physics": {**rec["physics"], **{k: entry.get(k) for k in later}}}
         out.append(rec)
     return out
 
@@ -389,7 +404,7 @@ def rescore(parser, out: Path) -> int:
     for rec in read_records(path):
         if not needs_rescore(rec) or (out / "physics" / tag_of(rec) / "physics.json").is_file():
             continue
-        model = out / "models" / f"{tag_of(rec)}.pt"
+        model = model_file(out, tag_of(rec))
         if not model.is_file():
             return fail(f"{model}: the saved model of {tag_of(rec)} is missing; it cannot be re-scored")
         cmd = rescore_command(rec, out)

@@ -22,8 +22,8 @@ for f in "$model" "$lc/records.jsonl" "$study"; do
 done
 record=$("$py" - "$lc/records.jsonl" "$model" <<'PY'
 import json, sys
-import torch
-run_id = torch.load(sys.argv[2], weights_only=True, map_location="cpu")["run_id"]
+from bench.runner.checkpoint import load_model
+run_id = load_model(sys.argv[2])["run_id"]
 lines = [l for l in open(sys.argv[1]) if l.strip() and json.loads(l)["run_id"] == run_id]
 if len(lines) != 1:
     sys.exit(f"error: {sys.argv[1]}: {len(lines)} records of run {run_id} (the model {sys.argv[2]}), not one")

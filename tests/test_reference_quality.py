@@ -68,10 +68,10 @@ def _one(path: Path) -> dict:
 
 
 def test_the_test_split_table_meets_the_bar_and_belongs_to_the_model_and_its_record():
-    import torch
+    from bench.runner.checkpoint import load_model
 
     got = _one(QUALITY / "physics.json")
-    model = torch.load(QUALITY / "model.pt", weights_only=True, map_location="cpu")
+    model = load_model(str(QUALITY / "model.pt"))
     (record,) = [json.loads(line) for line in (QUALITY / "records.jsonl").read_text().splitlines() if line]
     assert got["run_id"] == model["run_id"] == record["run_id"]
     assert got["data"]["n_events"] == 200_000 and got["test_events"] == 70_000
