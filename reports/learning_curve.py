@@ -31,8 +31,10 @@ checks that the re-scored AUC is the record's.
 background efficiency (Poisson-bootstrap error, the unweighted background counts; and the ratio to the cuts
 without their Nb >= 3 step, which see only what a three-channel image holds) against the training
 events, one line per arm, and per arm the fit of the ratio against log10(training events) with the
-number of events where it crosses 1 (``crossing``); and, where a b-tag arm and its three-channel twin share a
-size, the part of the three-channel arm's gap to the cuts (1 - ratio) that the b-tag channel closes.
+number of events where it crosses 1 (``crossing``); per arm a power law of the test error 1 - AUC in the
+training events, with the events it needs to reach AUC 0.985 and the study's 0.9914 (``fit_auc``); and,
+where a b-tag arm and its three-channel twin share a size, the part of the three-channel arm's gap to the
+cuts (1 - ratio) that the b-tag channel closes.
 """
 from __future__ import annotations
 
@@ -136,6 +138,26 @@ def btag_gains(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _line(x, y, e, scale_always: bool):
+    """Weighted least squares of y = a + b x (weights 1 / e^2): the coefficients, their covariance (scaled by
+    the reduced chi-square, always or only when it exceeds 1) and the reduced chi-square."""
+    A = np.column_stack([np.ones_like(x), x]) / e[:, None]
+    coef, *_ = np.linalg.lstsq(A, y / e, rcond=None)
+    chi2 = float(((A @ coef - y / e) ** 2).sum()) / (len(x) - 2) if len(x) > 2 else float("nan")
+    cov = np.linalg.inv(A.T @ A) * (chi2 if scale_always else max(chi2, 1.0))
+    return coef, cov, chi2
+
+
+def _reach_68(coef, cov, level: float, draws: int, seed: int):
+    """The 16th and 84th percentiles of N = 10^((level - a) / b) over draws of (a, b) from the fit's Gaussian,
+    draws with b <= 0 counted as never reaching ``level`` (None at an end past every finite draw)."""
+    ab = np.random.default_rng(seed).multivariate_normal(coef, cov, draws)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        n = np.where(ab[:, 1] > 0, 10 ** ((level - ab[:, 0]) / ab[:, 1]), np.inf)
+    lo, hi = np.percentile(n, [16, 84], method="nearest")  # no interpolation with infinities
+    return [float(lo) if np.isfinite(lo) else None, float(hi) if np.isfinite(hi) else None]
+
+
 def fit_crossing(sizes, ratios, errors, draws: int = 4000, seed: int = 0) -> dict:
     """Weighted least squares of ratio = a + b log10(N) (weights 1 / error^2) and where it reaches 1.
 
@@ -150,20 +172,39 @@ def fit_crossing(sizes, ratios, errors, draws: int = 4000, seed: int = 0) -> dic
     x, y, e = x[ok], y[ok], e[ok]
     if len(x) < 3:
         return {"a": None, "b": None, "cov": None, "crossing": None, "crossing_68": None, "points": int(len(x))}
-    A = np.column_stack([np.ones_like(x), x]) / e[:, None]
-    coef, *_ = np.linalg.lstsq(A, y / e, rcond=None)
-    cov = np.linalg.inv(A.T @ A)
-    chi2 = float(((A @ coef - y / e) ** 2).sum()) / (len(x) - 2)
-    cov = cov * max(chi2, 1.0)
+    coef, cov, chi2 = _line(x, y, e, scale_always=False)
     a, b = float(coef[0]), float(coef[1])
-    crossing = 10 ** ((1 - a) / b) if b > 0 else None
-    ab = np.random.default_rng(seed).multivariate_normal(coef, cov, draws)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        n = np.where(ab[:, 1] > 0, 10 ** ((1 - ab[:, 0]) / ab[:, 1]), np.inf)
-    lo, hi = np.percentile(n, [16, 84], method="nearest")  # no interpolation with infinities
     return {"a": a, "b": b, "cov": cov.tolist(), "chi2_per_dof": chi2, "points": int(len(x)),
-            "crossing": crossing, "crossing_68": [float(lo) if np.isfinite(lo) else None,
-                                                  float(hi) if np.isfinite(hi) else None]}
+            "crossing": 10 ** ((1 - a) / b) if b > 0 else None,
+            "crossing_68": _reach_68(coef, cov, 1.0, draws, seed)}
+
+
+AUC_TARGETS = (0.985, 0.9914)  # the reference run's bar, and the study's 64x64 test AUC (docs/evaluate.md)
+
+
+def fit_auc(sizes, aucs, targets=AUC_TARGETS, draws: int = 4000, seed: int = 0) -> dict:
+    """Power law of the test error 1 - AUC in the training events: log10(1 - AUC) = c + d log10(N), least
+    squares with equal weights (the AUC's own error on 70,000 test events, about 5e-4, is below the points'
+    scatter about any line, so the residuals set the covariance: scaled by the residual variance). Returns
+    ``c``, ``d``, ``cov``, ``points`` and per target AUC ``reach[str(target)]`` = {``n``: N where the fitted
+    AUC reaches it (None when d >= 0 or fewer than 3 points), ``n_68``: its 16th / 84th percentiles over
+    ``draws`` draws of (c, d)}."""
+    x = np.log10(np.asarray(sizes, np.float64))
+    err = 1.0 - np.asarray(aucs, np.float64)
+    ok = np.isfinite(x) & np.isfinite(err) & (err > 0)
+    x, y = x[ok], np.log10(err[ok])
+    if len(x) < 3:
+        return {"c": None, "d": None, "cov": None, "points": int(len(x)),
+                "reach": {str(t): {"n": None, "n_68": None} for t in targets}}
+    coef, cov, _ = _line(x, y, np.ones_like(x), scale_always=True)
+    c, d = float(coef[0]), float(coef[1])
+    reach = {}
+    for t in targets:
+        level = math.log10(1.0 - t)
+        # the fit falls in N, so flip signs to reuse the rising-line percentiles: -y = -c + (-d) x
+        reach[str(t)] = {"n": 10 ** ((level - c) / d) if d < 0 else None,
+                         "n_68": _reach_68(-coef, cov, -level, draws, seed)}
+    return {"c": c, "d": d, "cov": cov.tolist(), "points": int(len(x)), "reach": reach}
 
 
 def later_fields() -> tuple[str, ...]:
@@ -231,7 +272,7 @@ def _no_nb(row: dict) -> str:
     return f"{row['no_nb_eff_ratio']:.3f}" + ("" if err is None else f" +- {err:.3f}")
 
 
-def markdown(rows: list[dict], fits: dict, gains: list[dict] | None = None) -> str:
+def markdown(rows: list[dict], fits: dict, gains: list[dict] | None = None, auc_fits: dict | None = None) -> str:
     head = ("| arm | training events | epochs | kept epoch | test AUC | eff. ratio CNN / cuts | +- | "
             "bkg. events in SR | bkg. events at CNN WP | ratio to the cuts without Nb >= 3 | training time (s) |")
     lines = [head, "|" + "---|" * 11]
@@ -254,6 +295,14 @@ def markdown(rows: list[dict], fits: dict, gains: list[dict] | None = None) -> s
             lines.append(f"* {arm}: ratio = {f['a']:.3f} + {f['b']:.3f} log10(N); reaches 1 at N = "
                          f"{f['crossing']:,.0f} training events (68%: {_fmt(lo, ',.0f')} to "
                          f"{_fmt(hi, ',.0f') if hi is not None else 'never'}).")
+    for arm, f in (auc_fits or {}).items():
+        if f["d"] is None:
+            lines.append(f"* {arm}: no power-law fit of 1 - AUC (fewer than 3 points).")
+            continue
+        reach = "; ".join(
+            f"AUC {t} at N = {_fmt(r['n'], ',.0f')} (68%: {_fmt(r['n_68'][0], ',.0f')} to "
+            f"{_fmt(r['n_68'][1], ',.0f') if r['n_68'][1] is not None else 'never'})" for t, r in f["reach"].items())
+        lines.append(f"* {arm}: 1 - AUC = {10 ** f['c']:.3g} N^({f['d']:.3f}); {reach}.")
     for g in gains or []:
         closed = ("" if g["closed"] is None else
                   f"; it closes {100 * g['closed']:.0f}% of the {g['twin']} arm's gap to the cuts")
@@ -263,7 +312,7 @@ def markdown(rows: list[dict], fits: dict, gains: list[dict] | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-def figure(rows: list[dict], fits: dict, out: Path) -> list[Path]:
+def figure(rows: list[dict], fits: dict, out: Path, auc_fits: dict | None = None) -> list[Path]:
     """Test AUC (left) and the efficiency ratio with its fit (right) against the training events, one colour
     per arm, the study's 64x64 figures and the cuts marked; in a style context of its own, so matplotlib's
     global settings are left as they were."""
@@ -282,7 +331,11 @@ def figure(rows: list[dict], fits: dict, out: Path) -> list[Path]:
         for arm in sorted({r["arm"] for r in rows}):
             mine = [r for r in rows if r["arm"] == arm and r["test_auc"] is not None]
             n = [r["train_events"] for r in mine]
-            left.plot(n, [r["test_auc"] for r in mine], "o-", label=arm)
+            dots = left.plot(n, [r["test_auc"] for r in mine], "o", label=arm)
+            g = (auc_fits or {}).get(arm)
+            if g and g["d"] is not None:
+                grid = np.logspace(np.log10(min(n)), np.log10(max(n)), 50)
+                left.plot(grid, 1 - 10 ** (g["c"] + g["d"] * np.log10(grid)), "--", color=dots[0].get_color())
             ratio = [r["eff_ratio"] if r["eff_ratio"] is not None else np.nan for r in mine]
             err = [r["eff_ratio_err"] if r["eff_ratio_err"] is not None else np.nan for r in mine]
             line = right.errorbar(n, ratio, yerr=err, fmt="o", capsize=3, label=arm)
@@ -314,12 +367,16 @@ def report(records: list[dict], out: Path) -> dict:
         fits[arm] = fit_crossing([r["train_events"] for r in mine],
                                  [np.nan if r["eff_ratio"] is None else r["eff_ratio"] for r in mine],
                                  [np.nan if r["eff_ratio_err"] is None else r["eff_ratio_err"] for r in mine])
+    auc_fits = {arm: fit_auc([r["train_events"] for r in rows if r["arm"] == arm],
+                             [np.nan if r["test_auc"] is None else r["test_auc"] for r in rows if r["arm"] == arm])
+                for arm in fits}
     gains = btag_gains(rows)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "learning_curve.md", markdown(rows, fits, gains))
+    write_text(out / "learning_curve.md", markdown(rows, fits, gains, auc_fits))
     write_text(out / "learning_curve.csv", pd.DataFrame(rows).to_csv(index=False))
-    write_text(out / "learning_curve.json", json.dumps({"rows": rows, "fits": fits, "btag": gains}, indent=1) + "\n")
-    figure(rows, fits, out)
+    write_text(out / "learning_curve.json", json.dumps({"rows": rows, "fits": fits, "auc_fits": auc_fits,
+                                                         "btag": gains}, indent=1) + "\n")
+    figure(rows, fits, out, auc_fits)
     return fits
 
 

@@ -1,8 +1,9 @@
 """Spec (reports/learning_curve.py): the learning curve's points are planned from what the records hold
 (a recorded point is not trained again, the arms take turns), its runs share one split and recipe, its
 epochs follow the budget within bounds, the fit of the ratio against log10(training events) finds a
-hand-computed crossing with a spread that covers it, a falling or flat curve has no crossing, the report
-writes its table, CSV, JSON and figure, and bad flags exit 2 naming the flag."""
+hand-computed crossing with a spread that covers it, a falling or flat curve has no crossing, the power law
+of 1 - AUC finds the events a target AUC needs, the report writes its table, CSV, JSON and figure, and bad
+flags exit 2 naming the flag."""
 from __future__ import annotations
 
 import json
@@ -37,6 +38,24 @@ def test_fit_finds_a_hand_computed_crossing():
     assert f2["points"] == 4 and f2["crossing"] == pytest.approx(1000.0, rel=1e-6)
 
 
+def test_auc_power_law_reaches_a_hand_computed_target():
+    sizes = np.array([5e3, 1e4, 2e4, 5e4, 1e5])
+    # 1 - AUC = 0.5 N^-0.25 with a wobble: reaches AUC 0.985 (1 - AUC = 0.015) at N = (0.5 / 0.015)^4
+    wobble = np.array([1.02, 0.98, 1.01, 0.99, 1.0])
+    f = lc.fit_auc(sizes, 1 - 0.5 * sizes ** -0.25 * wobble, targets=(0.985,))
+    assert f["points"] == 5 and f["d"] == pytest.approx(-0.25, abs=0.02)
+    want = (0.5 / 0.015) ** 4
+    r = f["reach"]["0.985"]
+    assert r["n"] == pytest.approx(want, rel=0.3)
+    lo, hi = r["n_68"]
+    assert lo < r["n"] < hi
+    exact = lc.fit_auc(sizes, 1 - 0.5 * sizes ** -0.25, targets=(0.985,))
+    assert exact["reach"]["0.985"]["n"] == pytest.approx(want, rel=1e-6)
+    # an AUC that falls with N never reaches the target; two points give no fit
+    assert lc.fit_auc(sizes, 0.99 - 0.001 * np.log10(sizes), targets=(0.995,))["reach"]["0.995"]["n"] is None
+    assert lc.fit_auc(sizes[:2], [0.9, 0.95])["d"] is None
+
+
 def test_points_are_planned_from_the_records():
     recs = [_rec("plain", 5000, 0.4, 0.1), _rec("augment", 5000, 0.5, 0.1)]
     assert lc.todo(recs, ["plain", "augment"], [10000, 5000]) == [("plain", 10000), ("augment", 10000)]
@@ -52,7 +71,8 @@ def test_points_are_planned_from_the_records():
 
 
 def test_report_writes_table_csv_json_and_figure(tmp_path, capsys):
-    recs = [_rec("plain", n, 0.25 + 0.25 * np.log10(n), 0.05) for n in (1000, 10_000, 100_000)]
+    recs = [_rec("plain", n, 0.25 + 0.25 * np.log10(n), 0.05, auc=1 - 0.5 * n ** -0.25)
+            for n in (1000, 10_000, 100_000)]
     recs.append(_rec("augment", 1000, 0.6, 0.1))
     recs.append(_rec("btag", 100_000, 0.9, 0.05))  # plain at 100,000: 0.25 + 0.25 * 5 = 1.5, above the cuts
     recs.append(_rec("btag_augment", 1000, 0.84, 0.1))  # against augment's 0.6: 0.24 of the gap of 0.4
@@ -63,6 +83,9 @@ def test_report_writes_table_csv_json_and_figure(tmp_path, capsys):
     md = (tmp_path / "out" / "learning_curve.md").read_text()
     assert "reaches 1 at N = 1,000 training events" in md
     assert "augment: the ratio does not reach 1 on the fit (fewer than 3 points)" in md
+    # 1 - AUC = 0.5 N^-0.25 exactly: AUC 0.985 at N = (0.5 / 0.015)^4, no spread
+    assert "* plain: 1 - AUC = 0.5 N^(-0.250); AUC 0.985 at N = 1,234,568 (68%: 1,234,568 to 1,234,568)" in md
+    assert "* augment: no power-law fit of 1 - AUC (fewer than 3 points)." in md
     assert ("btag_augment against augment at 1,000 training events: ratio 0.840 against 0.600, a difference of "
             "+0.240 (+- 0.141 in quadrature, an upper bound: same test events); it closes 60% of the augment "
             "arm's gap to the cuts.") in md
