@@ -57,12 +57,13 @@ def roc_figure(entries: list[dict], out: Path, name: str = "roc", title: str = "
         fig, ax = plt.subplots(figsize=(7, 5.5))
         cuts = {}
         for colour, e in zip(palette, entries):
+            kind = e.get("classifier", "CNN")  # reports.bdt_baseline's entries: "BDT", named in their label
             auc = f", AUC {e['auc']:.4f}" if e.get("auc") is not None else ""
             if e.get("eff_ratio") is not None:
                 err = e.get("eff_ratio_err")
-                auc += f"; CNN/cut signal eff. {e['eff_ratio']:.3g}" + (f" +- {err:.2g}" if err is not None else "")
+                auc += f"; {kind}/cut signal eff. {e['eff_ratio']:.3g}" + (f" +- {err:.2g}" if err is not None else "")
             ax.step(e["roc"]["fpr"], e["roc"]["tpr"], where="post", color=colour, lw=1.8,
-                    label=f"CNN {e['label']}{auc}")
+                    label=f"{'CNN ' if 'classifier' not in e else ''}{e['label']}{auc}")
             if e.get("cut_background_eff") is not None:  # one marker per distinct cut-based point
                 cuts[(round(e["cut_background_eff"], 12), round(e["cut_signal_eff"], 12))] = e
         lows = [min((f for f in e["roc"]["fpr"] if f > 0), default=1e-5) for e in entries]
