@@ -80,50 +80,62 @@ def leading_jets(f, indices: np.ndarray, k: int = LEADING_JETS) -> dict[str, np.
     return out
 
 
-def features(source, indices: np.ndarray, name: str) -> np.ndarray:
-    """The (len(indices), n_features) float64 matrix of feature set ``name`` for the events ``indices``.
-    Raises DataError naming the file when a ``jets`` set meets a source without every event's jets."""
+def features(source, indices: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Per feature set of ``names`` its (len(indices), n_features) float64 matrix for the events ``indices``,
+    the event table and the leading jets read once for all of them. Raises DataError naming the file when a
+    ``jets`` set meets a source without every event's jets (``need_jets``)."""
+    need_jets(source, names)
+    table = source.event_table(indices)
+    kinematics = [np.asarray(table[k], np.float64) for k in KINEMATICS]
+    nb = np.asarray(table["nb"], np.float64)
+    lead = leading_jets(source.f, indices) if any(FEATURES[n][0] for n in names) else None
+    out = {}
+    for name in names:
+        jets, tags = FEATURES[name]
+        cols = kinematics + ([nb] if tags else [])
+        if jets:
+            cols += [*lead["pt"].T, *lead["eta"].T] + ([*lead["btag"].T] if tags else [])
+        out[name] = np.column_stack(cols)
+    return out
+
+
+def need_jets(source, names: list[str]) -> None:
+    """Raises DataError naming the file when a ``jets`` set of ``names`` meets a source without every event's
+    jets (a store of format version 3 has them)."""
     from data.store import has_jets
 
-    jets, tags = FEATURES[name]
-    table = source.event_table(indices)
-    cols = [np.asarray(table[k], np.float64) for k in KINEMATICS]
-    cols += [np.asarray(table["nb"], np.float64)] if tags else []
-    if jets:
-        f = getattr(source, "f", None)
-        if f is None or not has_jets(f):
-            raise DataError(f"{getattr(source, 'path', source)}: holds no per-jet table (a store of format version 3 "
-                            f"from the generator has one); --features {name} needs it")
-        lead = leading_jets(f, indices)
-        cols += [*lead["pt"].T, *lead["eta"].T] + ([*lead["btag"].T] if tags else [])
-    return np.column_stack(cols)
+    wanted = [n for n in names if FEATURES[n][0]]
+    f = getattr(source, "f", None)
+    if wanted and (f is None or not has_jets(f)):
+        raise DataError(f"{getattr(source, 'path', source)}: holds no per-jet table (a store of format version 3 "
+                        f"from the generator has one); --features {wanted[0]} needs it")
 
 
-def check_sources(a: argparse.Namespace, names: list[str]) -> None:
-    """Every file the baselines read, before anything is scored: the first model's training file and the file
-    scored; raises UsageError / DataError naming the file."""
+def open_sources(a: argparse.Namespace, names: list[str]):
+    """(config, training data, scored data) of the first model file, each opened once, before anything is
+    scored: its training file (split rebuilt from its seed) and the file scored (the same unless --data).
+    Raises UsageError / DataError naming the file."""
     path = a.model_weights[0]
-    for data in dict.fromkeys(["", a.data]):
-        _, _, d, _ = evaluate.load(path, data)
-        for name in names:
-            features(d.source, np.asarray(d.split.train[:2] if not data else np.arange(min(2, len(d.source)))), name)
+    _, cfg, train_d, _ = evaluate.load(path, "")
+    test_d = evaluate.load(path, a.data)[2] if a.data else train_d
+    for d in (train_d, test_d):
+        need_jets(d.source, names)
+    return cfg, train_d, test_d
 
 
-def bdt_entries(a: argparse.Namespace, names: list[str], template: dict) -> list[dict]:
+def bdt_entries(a: argparse.Namespace, names: list[str], template: dict, cfg, train_d, test_d) -> list[dict]:
     """One entry (``bench.evaluate`` entry fields) per feature set: trained on the first model's training
     events, scored on the events its CNN was scored on, compared with the cuts as the CNN is."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    path = a.model_weights[0]
-    _, cfg, train_d, _ = evaluate.load(path, "")
-    _, _, test_d, _ = evaluate.load(path, a.data) if a.data else (None, None, train_d, None)
     train = np.asarray(train_d.split.train)
     test = np.arange(len(test_d.source)) if a.all_events else np.asarray(test_d.split.test)
+    x_train, x_test = features(train_d.source, train, names), features(test_d.source, test, names)
     entries = []
     for k, name in enumerate(names):
         clf = HistGradientBoostingClassifier(max_iter=a.bdt_iterations, early_stopping=True, random_state=cfg.seed)
-        clf.fit(features(train_d.source, train, name), train_d.source.labels[train])
-        scores = clf.predict_proba(features(test_d.source, test, name))[:, 1]
+        clf.fit(x_train[name], train_d.source.labels[train])
+        scores = clf.predict_proba(x_test[name])[:, 1]
         cmp, flow = physics.on_source(test_d.source, test, scores, a.luminosity, a.bootstrap,
                                       seed=len(a.model_weights) + k)
         entries.append({**template, "label": f"BDT: {name}", "classifier": "BDT", "model_file": None, "run_id": None,
@@ -135,16 +147,12 @@ def bdt_entries(a: argparse.Namespace, names: list[str], template: dict) -> list
 
 
 def _evaluation_argv(argv: list[str]) -> list[str]:
-    """``argv`` without this module's own flags (and their values), for bench.evaluate's parser."""
-    own, out, skip = ("--features", "--bdt-iterations"), [], False
-    for tok in argv:
-        if skip:
-            skip = False
-        elif tok in own:
-            skip = True
-        elif not tok.startswith(tuple(f"{o}=" for o in own)):
-            out.append(tok)
-    return out
+    """``argv`` without this module's own flags and their values (exact names only, as written), for
+    bench.evaluate's parser."""
+    own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    own.add_argument("--features")
+    own.add_argument("--bdt-iterations")
+    return own.parse_known_args(argv)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.bdt_iterations <= 0:
             raise UsageError(f"--bdt-iterations must be positive, got {a.bdt_iterations}")
         evaluate.check_args(a)
-        check_sources(a, names)
+        loaded = open_sources(a, names)
     except (UsageError, DataError) as exc:
         return fail(str(exc))
     from reports.physics import render
@@ -165,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if ev.code != 0 or not ev.is_root or not ev.entries:
         return ev.code
     try:
-        entries = ev.entries + bdt_entries(a, names, {k: ev.entries[0][k] for k in ("data", "image_size", "split")})
+        template = {k: ev.entries[0][k] for k in ("data", "image_size", "split")}
+        entries = ev.entries + bdt_entries(a, names, template, *loaded)
         render(entries, ev.out)
     except WriteError as exc:
         return fail(str(exc))

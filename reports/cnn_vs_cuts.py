@@ -62,8 +62,8 @@ def roc_figure(entries: list[dict], out: Path, name: str = "roc", title: str = "
             if e.get("eff_ratio") is not None:
                 err = e.get("eff_ratio_err")
                 auc += f"; {kind}/cut signal eff. {e['eff_ratio']:.3g}" + (f" +- {err:.2g}" if err is not None else "")
-            ax.step(e["roc"]["fpr"], e["roc"]["tpr"], where="post", color=colour, lw=1.8,
-                    label=f"{'CNN ' if 'classifier' not in e else ''}{e['label']}{auc}")
+            shown = e["label"] if "classifier" in e else f"CNN {e['label']}"
+            ax.step(e["roc"]["fpr"], e["roc"]["tpr"], where="post", color=colour, lw=1.8, label=f"{shown}{auc}")
             if e.get("cut_background_eff") is not None:  # one marker per distinct cut-based point
                 cuts[(round(e["cut_background_eff"], 12), round(e["cut_signal_eff"], 12))] = e
         lows = [min((f for f in e["roc"]["fpr"] if f > 0), default=1e-5) for e in entries]

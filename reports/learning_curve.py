@@ -361,15 +361,13 @@ def report(records: list[dict], out: Path) -> dict:
     from data.files import write_text
 
     rows = table(records)
-    fits = {}
+    fits, auc_fits = {}, {}
     for arm in sorted({r["arm"] for r in rows}):
         mine = [r for r in rows if r["arm"] == arm]
-        fits[arm] = fit_crossing([r["train_events"] for r in mine],
-                                 [np.nan if r["eff_ratio"] is None else r["eff_ratio"] for r in mine],
+        n = [r["train_events"] for r in mine]
+        fits[arm] = fit_crossing(n, [np.nan if r["eff_ratio"] is None else r["eff_ratio"] for r in mine],
                                  [np.nan if r["eff_ratio_err"] is None else r["eff_ratio_err"] for r in mine])
-    auc_fits = {arm: fit_auc([r["train_events"] for r in rows if r["arm"] == arm],
-                             [np.nan if r["test_auc"] is None else r["test_auc"] for r in rows if r["arm"] == arm])
-                for arm in fits}
+        auc_fits[arm] = fit_auc(n, [np.nan if r["test_auc"] is None else r["test_auc"] for r in mine])
     gains = btag_gains(rows)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "learning_curve.md", markdown(rows, fits, gains, auc_fits))

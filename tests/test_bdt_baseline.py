@@ -35,9 +35,10 @@ def test_leading_jets_are_sorted_and_padded(tmp_path):
         np.testing.assert_array_equal(lead["btag"][row, :m], t[:, 3])
         assert (lead["pt"][row, m:] == 0).all()
     src = open_hdf5(str(path))
-    widths = {name: bb.features(src, idx, name).shape for name in bb.FEATURES}
+    sets = bb.features(src, idx, list(bb.FEATURES))
+    widths = {name: m.shape for name, m in sets.items()}
     assert widths == {"kinematics": (3, 4), "kinematics+nb": (3, 5), "jets": (3, 24), "jets+btag": (3, 35)}
-    np.testing.assert_array_equal(bb.features(src, idx, "kinematics+nb")[:, 4], src.event_table(idx)["nb"])
+    np.testing.assert_array_equal(sets["kinematics+nb"][:, 4], src.event_table(idx)["nb"])
 
 
 @pytest.mark.slow  # runs python -m bench.strong_scaling and python -m reports.bdt_baseline
